@@ -1,0 +1,138 @@
+"""Batch augmentation, each piece switchable in ``conf/augment``: random time shift, gain, background
+noise at a random SNR, speed perturbation (on waveforms), and SpecAugment (on features).
+
+Everything works on a padded batch ``(batch, samples)`` + ``lengths`` at once, on the batch's device.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+from speech.features import lengths_to_mask
+
+
+@dataclass
+class AugmentConfig:
+    """Probabilities/ranges; 0 switches a piece off. ``noise_dir``: folder of noise recordings."""
+
+    time_shift_ms: float = 100.0
+    gain_db: float = 6.0
+    noise_dir: str | None = None
+    noise_prob: float = 0.0
+    snr_db_min: float = 0.0
+    snr_db_max: float = 20.0
+    speed_prob: float = 0.0
+    speeds: tuple[float, ...] = (0.9, 1.1)
+    freq_masks: int = 0
+    freq_mask_width: int = 8
+    time_masks: int = 0
+    time_mask_width: int = 10
+
+
+def load_noise_bank(noise_dir: str | None, sample_rate: int) -> torch.Tensor | None:
+    """All noise recordings in ``noise_dir`` concatenated into one 1-D tensor (or ``None``)."""
+    if not noise_dir:
+        return None
+    from speech.audio import find_audio_files, load_audio
+
+    files = find_audio_files(noise_dir)
+    if not files:
+        raise ValueError(f"{noise_dir}: no noise recordings found (augment.noise_dir)")
+    clips = [load_audio(f, sample_rate) for f in files]
+    return torch.cat([c / c.abs().max().clamp(min=1e-4) for c in clips])
+
+
+class WaveformAugment(nn.Module):
+    """Augment ``(batch, samples)`` + ``lengths``; returns new ``(waveform, lengths)``.
+
+    Random draws come from torch's global generator, so seeding (and resuming its state) reproduces them.
+    """
+
+    def __init__(self, config: AugmentConfig, sample_rate: int, noise: torch.Tensor | None = None):
+        super().__init__()
+        self.config, self.sample_rate = config, sample_rate
+        self.register_buffer("noise", noise if noise is not None else torch.zeros(0), persistent=False)
+
+    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if c.speed_prob > 0 and torch.rand(()) < c.speed_prob:
+            wave, lengths = self.speed(wave, lengths)
+        if c.time_shift_ms > 0:
+            wave = self.time_shift(wave, lengths)
+        if c.noise_prob > 0 and self.noise.numel() > 0:
+            wave = self.add_noise(wave, lengths)
+        if c.gain_db > 0:
+            gain_db = (torch.rand(wave.shape[0], 1, device=wave.device) * 2 - 1) * c.gain_db
+            wave = wave * torch.pow(10.0, gain_db / 20)
+        return wave, lengths
+
+    def speed(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Resample the whole batch by one factor drawn from ``speeds`` (faster = shorter, higher pitch)."""
+        speeds = self.config.speeds
+        factor = speeds[int(torch.randint(len(speeds), ()))]
+        orig, new = int(round(self.sample_rate * factor)), self.sample_rate
+        g = torch.gcd(torch.tensor(orig), torch.tensor(new)).item()
+        wave = AF.resample(wave, orig // g, new // g)
+        lengths = torch.div(lengths * new, orig, rounding_mode="floor").clamp(max=wave.shape[1])
+        return wave, lengths
+
+    def time_shift(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Shift each clip by up to ``time_shift_ms`` either way within its own length (zeros fill in)."""
+        max_shift = int(self.sample_rate * self.config.time_shift_ms / 1000)
+        shifts = torch.randint(-max_shift, max_shift + 1, (wave.shape[0],), device=wave.device)
+        steps = torch.arange(wave.shape[1], device=wave.device)[None, :]
+        source = steps - shifts[:, None]
+        valid = (source >= 0) & (source < lengths[:, None])
+        shifted = wave.gather(1, source.clamp(0, wave.shape[1] - 1))
+        return shifted * valid
+
+    def add_noise(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mix a random stretch of the noise bank into each clip (with ``noise_prob``) at a random SNR."""
+        c = self.config
+        batch, samples = wave.shape
+        if self.noise.numel() <= samples:
+            return wave
+        starts = torch.randint(0, self.noise.numel() - samples, (batch,), device=wave.device)
+        index = starts[:, None] + torch.arange(samples, device=wave.device)[None, :]
+        noise = self.noise[index]
+        mask = lengths_to_mask(lengths, samples).to(wave.dtype)
+        count = lengths.clamp(min=1).to(wave.dtype)
+        signal_power = (wave.square() * mask).sum(1) / count
+        noise_power = (noise.square() * mask).sum(1) / count
+        snr_db = c.snr_db_min + torch.rand(batch, device=wave.device) * (c.snr_db_max - c.snr_db_min)
+        scale = torch.sqrt(signal_power.clamp(min=1e-8) / (noise_power.clamp(min=1e-8) * torch.pow(10.0, snr_db / 10)))
+        # a silent clip (the _silence_ class) gets the noise at a random level instead
+        silent = signal_power < 1e-6
+        scale = torch.where(silent, torch.rand(batch, device=wave.device) * 0.3, scale)
+        apply = (torch.rand(batch, device=wave.device) < c.noise_prob).to(wave.dtype)
+        return wave + (apply * scale)[:, None] * noise * mask
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking (torchaudio's, one mask per clip) on ``(batch, frames, dim)`` features."""
+
+    def __init__(self, config: AugmentConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x = feats.transpose(1, 2)  # (B, D, T)
+        for _ in range(c.freq_masks):
+            x = AF.mask_along_axis_iid(x.unsqueeze(1), c.freq_mask_width, 0.0, axis=2).squeeze(1)
+        for _ in range(c.time_masks):
+            width = min(c.time_mask_width, max(x.shape[-1] // 5, 1))
+            x = AF.mask_along_axis_iid(x.unsqueeze(1), width, 0.0, axis=3).squeeze(1)
+        return x.transpose(1, 2)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)

@@ -1,0 +1,116 @@
+"""Typed configuration: the dataclasses Hydra composes into, registered in Hydra's ``ConfigStore``.
+
+``conf/`` holds one YAML group per dataclass (``features``, ``model``, ``data``, ``augment``, ``optim``,
+``trainer``); a recipe (``recipes/<name>/<name>.yaml``) picks one option of each and overrides values.
+Because the schema is typed, a misspelt key (``model.hiden_size=64``) fails with Hydra's error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from speech.augment import AugmentConfig
+from speech.features import FeatureConfig
+from speech.models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the manifests are and how batches are made.
+
+    ``root``: folder with ``train.jsonl``/``valid.jsonl``/``test.jsonl`` (written by ``speech prepare``).
+    ``fold``: a sub-folder of ``root`` holding the manifests (e.g. ``fold_theo`` of a leave-one-speaker-out
+    preparation). ``prepare``: arguments of ``speech prepare`` run once (``--out root`` is added) when ``root`` has no
+    train manifest, so a recipe runs on a fresh machine. ``compose=digit_strings`` builds connected digit
+    strings on the fly from single-digit clips (``train_size``/``eval_size`` strings per epoch/set).
+    """
+
+    root: str = "data"
+    fold: Optional[str] = None
+    prepare: Optional[str] = None
+    train_manifest: str = "train.jsonl"
+    valid_manifest: str = "valid.jsonl"
+    test_manifest: str = "test.jsonl"
+    labels: Optional[List[str]] = None
+    clip_seconds: Optional[float] = None
+    batch_size: int = 32
+    num_workers: int = 0
+    cache_dir: Optional[str] = None
+    max_items: int = 0
+    compose: str = "none"
+    train_size: int = 3000
+    eval_size: int = 500
+    min_digits: int = 2
+    max_digits: int = 7
+    extra_train_manifests: List[str] = field(default_factory=list)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then ``cosine`` decay, ``onecycle``, or ``constant``."""
+
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.02
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    """``device``: auto/cpu/cuda[:n]; ``precision``: auto (fp16 autocast on CUDA), 32, 16 or bf16.
+    ``resume=true`` continues from ``checkpoints/last.pt`` in the run directory."""
+
+    max_epochs: int = 20
+    max_steps: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 1234
+    resume: bool = False
+    early_stopping_patience: int = 0
+    num_threads: int = 1
+    stats_batches: int = 20
+    progress: bool = True
+    tensorboard: bool = True
+    evaluate_test: bool = True
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "custom"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def register_configs() -> None:
+    """Register the schema so YAML configs are validated against it."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for group, node in (
+        ("features", FeatureConfig), ("model", ModelConfig), ("data", DataConfig),
+        ("augment", AugmentConfig), ("optim", OptimConfig), ("trainer", TrainerConfig),
+    ):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def to_dataclass(cfg: Any) -> TrainConfig:
+    """A composed DictConfig -> :class:`TrainConfig` of plain dataclasses (no Hydra objects)."""
+    from omegaconf import OmegaConf
+
+    obj = OmegaConf.to_object(cfg)
+    if isinstance(obj, dict):  # composed from YAML only: build the dataclasses
+        obj = TrainConfig(
+            recipe=obj.get("recipe", "custom"), features=FeatureConfig(**obj["features"]), model=ModelConfig(**obj["model"]),
+            data=DataConfig(**obj["data"]), augment=AugmentConfig(**obj["augment"]),
+            optim=OptimConfig(**obj["optim"]), trainer=TrainerConfig(**obj["trainer"]),
+        )
+    return obj

@@ -1,0 +1,1 @@
+"""Data: manifests (JSON lines), data set preparation, datasets, collation and batch sampling."""

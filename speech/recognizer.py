@@ -1,0 +1,207 @@
+"""The one inference path: a :class:`Recognizer` turns waveforms into answers.
+
+``speech transcribe``, ``speech evaluate``, the live tool, the streaming benchmark and the export
+parity tests all call it; none of them loads a model or decodes on its own. It loads any model file
+(ours by path or bundled name, or an exported ``.onnx``), runs length-sorted batches and decodes:
+top-k labels with probabilities (classification, with an optional ``_unknown_`` threshold), or CTC
+greedy / beam / grammar decoding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from speech.checkpoint import load_model
+from speech.decode import ctc_greedy_decode, ctc_prefix_beam_search, ctc_score_phrases, top_k
+from speech.text import Vocabulary, normalize_text
+
+UNKNOWN = "_unknown_"
+
+
+@dataclass
+class Result:
+    """One answer: ``text`` (a label for classifiers), ``score`` (probability for classifiers,
+    per-phrase posterior for grammar decoding, or exp of the mean frame log-probability for free CTC
+    decoding), and ``alternatives`` ``[(text, score), ...]`` best first."""
+
+    text: str
+    score: float
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class DecodeOptions:
+    top_k: int = 3
+    threshold: float = 0.0  # classification: below this probability the answer is _unknown_
+    beam: int = 1  # CTC: 1 = greedy
+    grammar: list[str] | None = None  # CTC: allowed phrases
+
+
+class TorchBackend:
+    """Runs a :class:`~speech.models.SpeechModel` (``(B, samples)``, lengths -> output, out lengths)."""
+
+    def __init__(self, model, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+
+    @torch.inference_mode()
+    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, out_lengths = self.model(waveform.to(self.device), lengths.to(self.device))
+        return out.float().cpu(), out_lengths.cpu()
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class Recognizer:
+    """Load a model once; recognize batches of 1-D waveforms at the model's sample rate.
+
+    ``recognize(waveforms)`` -> one :class:`Result` per waveform. Clips longer than
+    ``max_window_seconds`` are split: classifiers report the best window (see :meth:`segments`),
+    CTC models decode chunk by chunk and join the text.
+    """
+
+    def __init__(self, model: str | Path | torch.nn.Module = "commands", device: str = "cpu", batch_size: int = 32):
+        device = resolve_device(device)
+        if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
+            from speech.export import OnnxBackend
+
+            self.backend = OnnxBackend(str(model))
+            meta = self.backend.metadata
+            self.labels, self.is_ctc = meta["labels"], meta["head"] == "ctc"
+            self.sample_rate, vocab_unit = meta["sample_rate"], meta.get("vocabulary", "char")
+            self.info = meta.get("info", {})
+        else:
+            m = load_model(model) if isinstance(model, (str, Path)) else model
+            self.backend = TorchBackend(m, device)
+            self.labels, self.is_ctc, self.sample_rate = m.labels, m.is_ctc, m.sample_rate
+            vocab_unit = m.config.vocabulary
+            self.info = getattr(m, "info", {})
+        self.vocabulary = Vocabulary(self.labels, vocab_unit) if self.is_ctc else None
+        self.batch_size = batch_size
+        self.window_seconds = float(self.info.get("clip_seconds") or 1.0)
+        self.max_window_seconds = 30.0
+        self._grammar_cache: tuple[list[str], list[list[int]]] | None = None
+
+    # -- model execution --------------------------------------------------------------------------
+    def forward(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Raw model outputs, one per waveform (logits ``(classes,)`` or log-probs ``(T, V+1)``),
+        computed in length-sorted, padded batches."""
+        order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
+        outputs: list[torch.Tensor | None] = [None] * len(waveforms)
+        min_len = 400
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            lengths = torch.tensor([max(len(waveforms[i]), min_len) for i in idx])
+            batch = torch.zeros(len(idx), int(lengths.max()))
+            for row, i in enumerate(idx):
+                batch[row, : len(waveforms[i])] = waveforms[i]
+            out, out_lengths = self.backend(batch, lengths)
+            for row, i in enumerate(idx):
+                outputs[i] = out[row, : out_lengths[row]] if self.is_ctc else out[row]
+        return outputs  # type: ignore[return-value]
+
+    # -- decoding -----------------------------------------------------------------------------------
+    def decode(self, output: torch.Tensor, options: DecodeOptions) -> Result:
+        if not self.is_ctc:
+            best = top_k(output[None], max(options.top_k, 1))[0]
+            alternatives = [(self.labels[i], p) for i, p in best]
+            text, score = alternatives[0]
+            if score < options.threshold:
+                text = UNKNOWN
+            return Result(text, score, alternatives)
+        if options.grammar:
+            return self._decode_grammar(output, options)
+        if options.beam > 1:
+            hyps = ctc_prefix_beam_search(output, options.beam)
+            alternatives = [(self.vocabulary.decode(ids), math.exp(lp / max(len(output), 1))) for ids, lp in hyps]
+            alternatives = alternatives[: max(options.top_k, 1)]
+            return Result(alternatives[0][0], alternatives[0][1], alternatives)
+        ids, lp = ctc_greedy_decode(output)
+        text = self.vocabulary.decode(ids)
+        score = math.exp(lp / max(len(output), 1))
+        return Result(text, score, [(text, score)])
+
+    def _grammar_tokens(self, grammar: list[str]) -> tuple[list[str], list[list[int]]]:
+        if self._grammar_cache is None or self._grammar_cache[0] != grammar:
+            kept, tokens = [], []
+            for phrase in grammar:
+                try:
+                    ids = self.vocabulary.encode(phrase)
+                except ValueError:
+                    continue
+                if ids:
+                    kept.append(normalize_text(phrase))
+                    tokens.append(ids)
+            if not kept:
+                raise ValueError("no grammar phrase can be spelled with this model's vocabulary")
+            self._grammar_cache = (grammar, tokens)
+            self._grammar_phrases = kept
+        return self._grammar_phrases, self._grammar_cache[1]
+
+    def _decode_grammar(self, output: torch.Tensor, options: DecodeOptions) -> Result:
+        phrases, tokens = self._grammar_tokens(options.grammar)
+        loglik = ctc_score_phrases(output, tokens)
+        posterior = torch.softmax(loglik, 0) if torch.isfinite(loglik).any() else torch.full_like(loglik, 1 / len(loglik))
+        order = torch.argsort(posterior, descending=True)[: max(options.top_k, 1)]
+        alternatives = [(phrases[i], float(posterior[i])) for i in order.tolist()]
+        text, score = alternatives[0]
+        if score < options.threshold:
+            text = UNKNOWN
+        return Result(text, score, alternatives)
+
+    # -- the public calls ---------------------------------------------------------------------------
+    def recognize(self, waveforms: list[torch.Tensor], options: DecodeOptions | None = None) -> list[Result]:
+        """One :class:`Result` per waveform (1-D float tensors at :attr:`sample_rate`)."""
+        options = options or DecodeOptions()
+        limit = int(self.max_window_seconds * self.sample_rate)
+        short = [i for i, w in enumerate(waveforms) if len(w) <= limit]
+        results: list[Result | None] = [None] * len(waveforms)
+        for i, out in zip(short, self.forward([waveforms[i] for i in short])):
+            results[i] = self.decode(out, options)
+        for i in set(range(len(waveforms))) - set(short):
+            if self.is_ctc:
+                chunks = [waveforms[i][s : s + limit] for s in range(0, len(waveforms[i]), limit)]
+                parts = [self.decode(o, options) for o in self.forward(chunks)]
+                text = " ".join(p.text for p in parts if p.text)
+                results[i] = Result(text, min(p.score for p in parts), [(text, min(p.score for p in parts))])
+            else:
+                found = self.segments(waveforms[i], options)
+                best = max(found, key=lambda r: r.score) if found else Result(UNKNOWN, 0.0)
+                results[i] = best
+        return results  # type: ignore[return-value]
+
+    def segments(
+        self, waveform: torch.Tensor, options: DecodeOptions | None = None, hop_seconds: float = 0.25,
+        ignore: tuple[str, ...] = ("_silence_", UNKNOWN),
+    ) -> list[Result]:
+        """Scan a long clip with a sliding window (the model's window, ``hop_seconds`` apart) and
+        return each found command with its ``start``/``end`` time; overlapping windows with the same
+        answer are merged, keeping the best score."""
+        options = options or DecodeOptions()
+        win = int(self.window_seconds * self.sample_rate)
+        hop = max(1, int(hop_seconds * self.sample_rate))
+        starts = list(range(0, max(len(waveform) - win, 0) + 1, hop))
+        outs = self.forward([waveform[s : s + win] for s in starts])
+        found: list[Result] = []
+        for s, out in zip(starts, outs):
+            r = self.decode(out, options)
+            if r.text in ignore or not r.text:
+                continue
+            r.start, r.end = s / self.sample_rate, (s + win) / self.sample_rate
+            if found and found[-1].text == r.text and r.start <= found[-1].end:
+                prev = found[-1]
+                prev.end = r.end
+                if r.score > prev.score:
+                    prev.score, prev.alternatives = r.score, r.alternatives
+            else:
+                found.append(r)
+        return found

@@ -1,0 +1,482 @@
+"""Training: ``speech train recipe=NAME [overrides]`` (or ``python -m speech.train recipe=NAME``).
+
+Hydra is the edge: it composes ``recipes/NAME/NAME.yaml`` with the groups in ``conf/``, and
+:func:`train` receives plain dataclasses. A run directory (Hydra's) holds the resolved config
+(``.hydra/``), ``metrics.jsonl`` (one JSON object per epoch), TensorBoard logs (``tb/``),
+``checkpoints/last.pt`` (full state, for ``trainer.resume=true``), ``checkpoints/best.pt`` and the final
+self-describing ``model.pt`` (the best epoch by the validation metric).
+
+Multi-process data parallel: ``torchrun --nproc_per_node=N -m speech.train recipe=NAME hydra.run.dir=DIR``
+(gloo on CPU, NCCL on GPU; give every rank the same ``hydra.run.dir``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from speech.augment import SpecAugment, WaveformAugment, load_noise_bank, seed_everything
+from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
+from speech.config import TrainConfig
+from speech.data.dataset import AudioDataset, BucketingBatchSampler, DigitStringsDataset, collate
+from speech.data.manifest import read_manifest
+from speech.features import FeatureStatistics
+from speech.metrics import classification_metrics, transcript_metrics
+from speech.models import SpeechModel, count_parameters
+from speech.recognizer import resolve_device
+from speech.text import Vocabulary, normalize_text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO_ROOT / "conf"
+RECIPES_DIR = REPO_ROOT / "recipes"
+
+
+# ----------------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------------
+def ensure_manifests(cfg: TrainConfig) -> Path:
+    """Return ``data.root``; run ``speech prepare <data.prepare> --out root`` first if it has no manifest."""
+    root = Path(cfg.data.root)
+    manifests = root / cfg.data.fold if cfg.data.fold else root
+    if not (manifests / cfg.data.train_manifest).is_file():
+        if not cfg.data.prepare:
+            raise SystemExit(f"speech train: {root / cfg.data.train_manifest}: no such manifest (set data.root or data.prepare)")
+        from speech.cli import main as cli_main
+
+        args = shlex.split(cfg.data.prepare) + ["--out", str(root)]
+        print(f"preparing data: speech prepare {' '.join(args)}", file=sys.stderr)
+        if cli_main(["prepare"] + args) not in (0, 1):
+            raise SystemExit(f"speech train: data preparation failed: speech prepare {' '.join(args)}")
+        if not (manifests / cfg.data.train_manifest).is_file():
+            raise SystemExit(f"speech train: {manifests / cfg.data.train_manifest}: not written by data.prepare")
+    return manifests
+
+
+def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
+    """``(train, valid, test, labels)``; ``test`` is ``None`` when there is no test manifest."""
+    root = ensure_manifests(cfg)
+    d = cfg.data
+    sr = cfg.features.sample_rate
+
+    def read(name: str, required: bool = True):
+        path = root / name
+        if not path.is_file() and not required:
+            return []
+        rows = read_manifest(path)
+        return rows[: d.max_items] if d.max_items else rows
+
+    train_rows = read(d.train_manifest)
+    for extra in d.extra_train_manifests:
+        train_rows += read_manifest(extra)
+    valid_rows, test_rows = read(d.valid_manifest, False), read(d.test_manifest, False)
+    if cfg.model.head == "classification":
+        labels = list(d.labels) if d.labels else sorted({r.label for r in train_rows if r.label is not None})
+        index = {l: i for i, l in enumerate(labels)}
+        unknown = index.get("_unknown_")
+
+        def encode(u):
+            if u.label in index:
+                return index[u.label]
+            if unknown is not None:
+                return unknown
+            raise ValueError(f"{u.audio_filepath}: label {u.label!r} is not in the label set {labels}")
+
+        keep = lambda rows: [r for r in rows if r.label in index or unknown is not None]  # noqa: E731
+        make = lambda rows: AudioDataset(keep(rows), sr, encode, d.clip_seconds, d.cache_dir) if rows else None  # noqa: E731
+        return make(train_rows), make(valid_rows), make(test_rows), labels
+    vocab = Vocabulary.characters() if cfg.model.vocabulary == "char" else Vocabulary.words_from(
+        [r.text or r.label for r in train_rows])
+    encode_text = lambda u: vocab.encode(u.text if u.text is not None else u.label)  # noqa: E731
+    make = lambda rows: AudioDataset(rows, sr, encode_text, None, d.cache_dir) if rows else None  # noqa: E731
+    train, valid, test = make(train_rows), make(valid_rows), make(test_rows)
+    if d.compose == "digit_strings":
+        seed = cfg.trainer.seed
+        compose = lambda ds, size, s: DigitStringsDataset(  # noqa: E731
+            ds, vocab, size, s, d.min_digits, d.max_digits) if ds is not None else None
+        train = compose(train, d.train_size, seed)
+        valid = compose(valid, d.eval_size, seed + 1)
+        test = compose(test, d.eval_size, seed + 2)
+    elif d.compose != "none":
+        raise ValueError(f"data.compose must be none or digit_strings, got {d.compose!r}")
+    return train, valid, test, vocab.tokens
+
+
+def make_loader(dataset, cfg: TrainConfig, shuffle: bool, world: int = 1, rank: int = 0):
+    sampler = BucketingBatchSampler(dataset.lengths(), cfg.data.batch_size, shuffle, cfg.trainer.seed, world, rank)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+    )
+    return loader, sampler
+
+
+# ----------------------------------------------------------------------------------------------------
+# pieces of the loop
+# ----------------------------------------------------------------------------------------------------
+def lr_lambda(cfg: TrainConfig, total_steps: int):
+    """Linear warm-up to ``optim.lr``, then cosine decay to ``min_lr_ratio`` (or constant)."""
+    o = cfg.optim
+    warmup = max(1, int(o.warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if o.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_scheduler(cfg: TrainConfig, optimizer, total_steps: int):
+    if cfg.optim.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.optim.lr, total_steps=total_steps + 1, pct_start=cfg.optim.warmup_fraction)
+    if cfg.optim.schedule not in ("cosine", "constant"):
+        raise ValueError(f"optim.schedule must be cosine, onecycle or constant, got {cfg.optim.schedule!r}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+
+
+@torch.no_grad()
+def compute_statistics(model: SpeechModel, loader, augment: WaveformAugment, device, batches: int) -> None:
+    """Global normalization statistics from (augmented) training batches, as the model will see them."""
+    stats = FeatureStatistics(model.front_end.config.dim)
+    for i, batch in enumerate(loader):
+        if i >= batches:
+            break
+        wave, lengths = augment(batch["waveform"].to(device), batch["lengths"].to(device))
+        feats, n_frames = model.front_end.raw_features(wave, lengths)
+        stats.update(feats, n_frames)
+    model.front_end.set_statistics(*stats.result())
+
+
+def loss_fn(model: SpeechModel, output, out_lengths, batch, cfg: TrainConfig, device) -> torch.Tensor:
+    if model.is_ctc:
+        return torch.nn.functional.ctc_loss(
+            output.transpose(0, 1), batch["targets"].to(device), out_lengths, batch["target_lengths"].to(device),
+            blank=0, zero_infinity=True)
+    return torch.nn.functional.cross_entropy(
+        output.float(), batch["targets"].to(device), label_smoothing=cfg.optim.label_smoothing)
+
+
+@torch.no_grad()
+def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
+    """``accuracy`` (classification) or ``cer``/``wer``/``sequence_accuracy`` (CTC, greedy decoding)."""
+    from speech.decode import ctc_greedy_decode
+
+    model.eval()
+    targets, predictions, refs, hyps = [], [], [], []
+    vocab = Vocabulary(labels) if model.is_ctc else None
+    for batch in loader:
+        output, out_lengths = model(batch["waveform"].to(device), batch["lengths"].to(device))
+        output, out_lengths = output.float().cpu(), out_lengths.cpu()
+        if model.is_ctc:
+            offsets = torch.cumsum(batch["target_lengths"], 0) - batch["target_lengths"]
+            for i in range(len(output)):
+                ids, _ = ctc_greedy_decode(output[i, : out_lengths[i]])
+                hyps.append(vocab.decode(ids))
+                a, n = int(offsets[i]), int(batch["target_lengths"][i])
+                refs.append(vocab.decode(batch["targets"][a : a + n].tolist()))
+        else:
+            targets += batch["targets"].tolist()
+            predictions += output.argmax(-1).tolist()
+    model.train()
+    if model.is_ctc:
+        return transcript_metrics([normalize_text(r) for r in refs], hyps)
+    metrics = classification_metrics(targets, predictions, labels)
+    return {"accuracy": metrics["accuracy"], "count": metrics["count"]}
+
+
+def main_metric(model: SpeechModel) -> str:
+    return "sequence_accuracy" if model.is_ctc else "accuracy"
+
+
+class Progress:
+    """A one-line progress display on stderr: epoch, step, loss, utterances per second."""
+
+    def __init__(self, enabled: bool, total: int, epoch: int):
+        self.enabled, self.total, self.epoch = enabled and sys.stderr.isatty() or enabled == "always", total, epoch
+        self.start, self.last = time.time(), 0.0
+
+    def update(self, step: int, loss: float, utts: int) -> None:
+        now = time.time()
+        if not self.enabled or (now - self.last < 0.5 and step < self.total):
+            return
+        self.last = now
+        rate = utts / max(now - self.start, 1e-6)
+        print(f"\repoch {self.epoch} [{step}/{self.total}] loss {loss:.4f} {rate:.0f} utt/s", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+             "numpy_pos": int(np.random.get_state()[2]), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
+    """Train a model as ``cfg`` says, writing everything into ``run_dir``; returns the final metrics."""
+    run_dir = Path(run_dir)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = torch.device(resolve_device(cfg.trainer.device))
+    rank, world = 0, 1
+    if distributed:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+    is_main = rank == 0
+    torch.set_num_threads(max(1, cfg.trainer.num_threads))
+    seed_everything(cfg.trainer.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    train_set, valid_set, test_set, labels = build_datasets(cfg)
+    if train_set is None or len(train_set) == 0:
+        raise SystemExit("speech train: the training manifest has no usable clips")
+    model = SpeechModel(cfg.model, cfg.features, labels).to(device)
+    if is_main:
+        print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
+              f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
+              f"test {len(test_set) if test_set else 0} items; device {device}", file=sys.stderr)
+    noise = load_noise_bank(cfg.augment.noise_dir, cfg.features.sample_rate)
+    augment = WaveformAugment(cfg.augment, cfg.features.sample_rate, noise).to(device)
+    spec_augment = SpecAugment(cfg.augment)
+    train_loader, train_sampler = make_loader(train_set, cfg, True, world, rank)
+    valid_loader = make_loader(valid_set, cfg, False)[0] if valid_set else None
+
+    steps_per_epoch = len(train_loader)
+    total_steps = cfg.trainer.max_steps or steps_per_epoch * cfg.trainer.max_epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                  weight_decay=cfg.optim.weight_decay)
+    scheduler = make_scheduler(cfg, optimizer, total_steps)
+    precision = cfg.trainer.precision
+    if precision == "auto":
+        precision = "16" if device.type == "cuda" else "32"
+    amp_dtype = {"16": torch.float16, "bf16": torch.bfloat16}.get(str(precision))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
+
+    ckpt_dir = run_dir / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    start_epoch, step, best, bad_epochs = 0, 0, -math.inf, 0
+    if cfg.trainer.resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, step, best, bad_epochs = state["epoch"] + 1, state["step"], state["best"], state["bad_epochs"]
+        set_rng_state(state["rng"])
+        if is_main:
+            print(f"resumed from {last_path} at epoch {start_epoch}", file=sys.stderr)
+    else:
+        if cfg.features.normalize == "global":
+            compute_statistics(model, train_loader, augment, device, cfg.trainer.stats_batches)
+        if cfg.trainer.resume and is_main:
+            print(f"trainer.resume=true but {last_path} does not exist: starting a new run", file=sys.stderr)
+
+    net: torch.nn.Module = FeaturesToOutput(model)
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    writer = None
+    if is_main and cfg.trainer.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(run_dir / "tb"))
+        except ImportError:
+            print("tensorboard is not installed: no TensorBoard logs", file=sys.stderr)
+    metric_name = main_metric(model)
+    info_base = {"recipe": cfg.recipe, "clip_seconds": cfg.data.clip_seconds, "data_root": str(cfg.data.root),
+                 "seed": cfg.trainer.seed}
+    last_metrics: dict = {}
+    for epoch in range(start_epoch, cfg.trainer.max_epochs):
+        if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
+            break
+        train_sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        net.train()
+        progress = Progress(cfg.trainer.progress and is_main, steps_per_epoch, epoch)
+        t0, total_loss, utts, batches = time.time(), 0.0, 0, 0
+        for i, batch in enumerate(train_loader):
+            wave, lengths = batch["waveform"].to(device, non_blocking=True), batch["lengths"].to(device)
+            with torch.no_grad():
+                wave, lengths = augment(wave, lengths)
+                feats, n_frames = model.front_end(wave, lengths)
+                feats = spec_augment(feats)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                output, out_lengths = net(feats, n_frames)
+                loss = loss_fn(model, output, out_lengths, batch, cfg, device)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            total_loss += float(loss.detach())
+            batches += 1
+            utts += len(batch["lengths"])
+            progress.update(i + 1, total_loss / batches, utts)
+            if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
+                break
+        progress.close()
+        elapsed = time.time() - t0
+        metrics = {"epoch": epoch, "step": step, "train_loss": total_loss / max(batches, 1),
+                   "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(elapsed, 2),
+                   "utterances_per_second": round(utts * world / max(elapsed, 1e-9), 1)}
+        if is_main:
+            if valid_loader is not None:
+                metrics.update({f"valid_{k}": v for k, v in validate(model, valid_loader, device, labels).items()})
+            current = metrics.get(f"valid_{metric_name}", -metrics["train_loss"])
+            improved = current > best
+            if improved:
+                best, bad_epochs = current, 0
+                atomic_save(model_payload(model, {**info_base, "epoch": epoch, "valid": current}), best_path)
+            else:
+                bad_epochs += 1
+            metrics["best"] = best
+            append_jsonl(run_dir / "metrics.jsonl", metrics)
+            if writer is not None:
+                for k, v in metrics.items():
+                    if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                        writer.add_scalar(k, v, epoch)
+            atomic_save({"model": model_payload(model), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                         "step": step, "best": best, "bad_epochs": bad_epochs, "rng": rng_state()}, last_path)
+            summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+            print(summary, file=sys.stderr)
+            last_metrics = metrics
+        stop = torch.tensor(int(cfg.trainer.early_stopping_patience > 0 and bad_epochs >= cfg.trainer.early_stopping_patience))
+        if distributed:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if is_main:
+                print(f"early stopping: no improvement in {bad_epochs} epochs", file=sys.stderr)
+            break
+
+    results: dict = {}
+    if is_main:
+        payload = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else model_payload(model)
+        final = model_from_payload(payload, best_path).to(device)
+        results = {"best_epoch": payload["info"].get("epoch"), f"valid_{metric_name}": best,
+                   "parameters": count_parameters(final), "labels": labels}
+        if test_set is not None and cfg.trainer.evaluate_test:
+            test_loader = make_loader(test_set, cfg, False)[0]
+            results.update({f"test_{k}": v for k, v in validate(final, test_loader, device, labels).items()})
+        info = {**info_base, **{k: v for k, v in results.items() if k != "labels"},
+                "config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
+        save_model(final.cpu(), run_dir / "model.pt", info)
+        append_jsonl(run_dir / "metrics.jsonl", {"final": True, **{k: v for k, v in results.items() if k != "labels"}})
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        print(f"model written to {run_dir / 'model.pt'}; " +
+              " ".join(f"{k}={v:.4f}" for k, v in results.items() if isinstance(v, float)), file=sys.stderr)
+        if writer is not None:
+            writer.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return results
+
+
+class FeaturesToOutput(torch.nn.Module):
+    """The trainable part of a model (encoder + head) as one module, for DDP to wrap: features are
+    computed and augmented before it, outside the gradient."""
+
+    def __init__(self, model: SpeechModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor, n_frames: torch.Tensor):
+        return self.model.forward_features(feats, n_frames)
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hydra entry
+# ----------------------------------------------------------------------------------------------------
+def _hydra_argv(argv: list[str]) -> list[str]:
+    """``recipe=NAME`` -> Hydra's ``--config-dir recipes/NAME --config-name NAME``."""
+    out, recipe = [], None
+    for a in argv:
+        if a.startswith("recipe=") and not recipe:
+            recipe = a.split("=", 1)[1]
+        else:
+            out.append(a)
+    if recipe is None:
+        return out
+    recipe_dir = Path(recipe) if Path(recipe).is_dir() else RECIPES_DIR / recipe
+    if not recipe_dir.is_dir():
+        known = sorted(p.name for p in RECIPES_DIR.iterdir() if (p / f"{p.name}.yaml").is_file()) if RECIPES_DIR.is_dir() else []
+        raise SystemExit(f"speech train: unknown recipe {recipe!r} (recipes: {', '.join(known)})")
+    return ["--config-dir", str(recipe_dir.resolve()), "--config-name", recipe_dir.name] + out
+
+
+def main_argv(argv: list[str]) -> int:
+    """Entry for ``speech train``: Hydra parses ``argv`` (overrides, ``--multirun``, ``--cfg job``...)."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from speech.config import register_configs, to_dataclass
+
+    if not OmegaConf.has_resolver("speech_root"):
+        OmegaConf.register_new_resolver("speech_root", lambda: str(REPO_ROOT))
+    register_configs()
+    if any(a in ("-h", "--help") for a in argv) and not any(a.startswith("recipe=") for a in argv):
+        print(__doc__)
+    results: list[dict] = []
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="base")
+    def _run(cfg) -> None:
+        run_dir = HydraConfig.get().runtime.output_dir
+        results.append(train(to_dataclass(cfg), run_dir))
+
+    saved = sys.argv
+    sys.argv = ["speech train"] + _hydra_argv(argv)
+    try:
+        _run()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_argv(sys.argv[1:]))

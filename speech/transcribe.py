@@ -1,0 +1,480 @@
+"""``speech transcribe``: label or transcribe audio files, folders, manifests or a list on stdin.
+
+Every answer comes from :class:`speech.recognizer.Recognizer` (the one inference path); this module
+only finds the inputs, decodes the audio in a thread pool, hands the model groups of clips (which it
+runs in length-sorted batches) and writes one line per input file, in input order.
+
+Output formats (``--format``):
+
+``tsv`` (default)
+    ``path<TAB>text<TAB>score`` (score with 4 decimals); with ``--top-k K`` the 2nd..Kth alternatives
+    follow as more ``<TAB>text<TAB>score`` pairs. With ``--segments`` the text column lists every
+    command found as ``label@start-end`` (seconds, 2 decimals) joined by spaces, and the score is the
+    best segment's score (empty text and 0.0000 when nothing was found).
+``json``
+    one JSON object per line: ``path``, ``text``, ``score``, ``alternatives`` ``[{text, score}]``,
+    ``duration`` (seconds), ``timing`` ``{decode_s, model_s}`` (audio decoding time of this file, and its
+    share of its group's model + decoding time, in proportion to its length); ``offset`` for manifest rows
+    that start inside a file; with ``--segments`` also ``segments`` ``[{text, score, start, end,
+    alternatives}]`` (then ``text`` is the labels joined by spaces and ``score`` the best one).
+``csv``
+    a header row then rows written by the :mod:`csv` module: ``path,text,score`` plus
+    ``text_2,score_2,...`` with ``--top-k``; with ``--segments`` one row per found command,
+    ``path,text,score,start,end`` (a file with none gets one row with empty text, start and end).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TextIO
+
+from speech.audio import DEFAULT_MAX_DURATION, AudioError, find_audio_files, load_audio
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+GROUP_SIZE = 256  # files decoded and handed to the Recognizer at a time (it batches them by length)
+PROG = "speech transcribe"
+
+EPILOG = """\
+inputs:
+  PATH is an audio file, a folder (searched recursively for .wav .flac .ogg .mp3 ...), a manifest
+  (.jsonl; offset/duration of each row are honoured) or '-' (one such PATH per line on stdin).
+  Any sample rate, bit depth or channel count is converted to the model's rate, mono.
+
+output (one line per file, in input order):
+  tsv   path<TAB>text<TAB>score [<TAB>text_2<TAB>score_2 ...with --top-k]
+  json  {"path", "text", "score", "alternatives": [{"text", "score"}], "duration",
+         "timing": {"decode_s", "model_s"}, "segments": [...with --segments]}
+  csv   header row, then path,text,score[,text_2,score_2,...]
+  --segments (classifiers, long audio): tsv text = 'label@start-end ...' (seconds);
+             json adds "segments": [{"text", "score", "start", "end", "alternatives"}];
+             csv has one row per command: path,text,score,start,end
+
+exit status:
+  0    every file was processed
+  1    some files failed (one line each on stderr: 'speech transcribe: PATH: cause'); the rest were processed
+  2    usage error: bad option, model file, manifest or grammar file
+  130  interrupted (Ctrl-C); the files done so far are written (to --output too)
+"""
+
+
+# ------------------------------------------------------------------------------------------ inputs
+@dataclass
+class Item:
+    """One clip to recognize: a file, or a part of one (manifest rows with ``offset``/``duration``)."""
+
+    path: str
+    offset: float = 0.0
+    duration: float | None = None
+    utterance: object = None  # the manifest row, when the item came from one
+
+
+class UsageError(Exception):
+    """A problem with the command line (exit status 2); ``str(err)`` is one line."""
+
+
+def is_manifest(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(".jsonl") and Path(path).is_file()
+
+
+def manifest_items(path: str | os.PathLike) -> list[Item]:
+    """Items of a manifest; a bad manifest raises :class:`UsageError` (``path:line: cause``)."""
+    from speech.data.manifest import ManifestError, read_manifest
+
+    try:
+        rows = read_manifest(path)
+    except ManifestError as err:
+        raise UsageError(str(err)) from None
+    return [Item(u.audio_filepath, u.offset, u.duration, u) for u in rows]
+
+
+def expand_inputs(
+    paths: Iterable[str], stdin: TextIO | None = None, report: Callable[[str, str], None] | None = None
+) -> tuple[list[Item], int]:
+    """PATH arguments -> items in order, and the number of inputs that gave nothing (reported).
+
+    A folder is searched recursively (sorted); a ``.jsonl`` file is a manifest; ``-`` reads one PATH per
+    line from ``stdin``; anything else is taken as an audio file (a missing one fails when loaded).
+    """
+    items: list[Item] = []
+    failed = 0
+    for raw in paths:
+        if raw == "-":
+            lines = [line.strip() for line in (stdin or sys.stdin)]
+            sub, bad = expand_inputs([line for line in lines if line and line != "-"], None, report)
+            items += sub
+            failed += bad
+            continue
+        p = Path(raw)
+        if p.is_dir():
+            found = find_audio_files(p)
+            if not found:
+                failed += 1
+                if report:
+                    report(raw, "no audio files in this folder")
+            items += [Item(str(f)) for f in found]
+        elif is_manifest(p):
+            items += manifest_items(p)
+        else:
+            items.append(Item(raw))
+    return items, failed
+
+
+# ------------------------------------------------------------------------------------- processing
+@dataclass
+class Record:
+    """What one input gave: its answer (or the error) and timings."""
+
+    item: Item
+    text: str = ""
+    score: float = 0.0
+    alternatives: list[tuple[str, float]] = field(default_factory=list)
+    duration: float = 0.0
+    decode_s: float = 0.0
+    model_s: float = 0.0
+    segments: list | None = None  # list[Result] with start/end, for --segments
+    error: str | None = None  # AudioError text ("path: cause") when the file failed
+
+
+def load_item(item: Item, sample_rate: int, max_duration: float | None = DEFAULT_MAX_DURATION):
+    """``(waveform, seconds spent decoding)``; raises :class:`AudioError`."""
+    start = time.perf_counter()
+    if item.utterance is not None or item.offset or item.duration is not None:
+        wave = load_audio(item.path, sample_rate, offset=item.offset, duration=item.duration, max_duration=max_duration)
+    else:
+        wave = load_audio(item.path, sample_rate, max_duration=max_duration)
+    return wave, time.perf_counter() - start
+
+
+def _load_safely(item: Item, sample_rate: int, max_duration: float | None):
+    try:
+        return load_item(item, sample_rate, max_duration)
+    except AudioError as err:
+        return err
+
+
+def recognize_items(
+    recognizer,
+    items: list[Item],
+    options=None,
+    *,
+    segments: bool = False,
+    hop_seconds: float = 0.25,
+    jobs: int | None = None,
+    group_size: int = GROUP_SIZE,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+) -> Iterator[Record]:
+    """Yield one :class:`Record` per item, in input order.
+
+    Audio is decoded in a pool of ``jobs`` threads, one group ahead of the model; each group of
+    ``group_size`` clips goes to ``recognizer.recognize`` (length-sorted batches of
+    ``recognizer.batch_size``), or to ``recognizer.segments`` per clip with ``segments=True``.
+    Files that cannot be read give a record with ``error`` set; the rest go on.
+    """
+    from speech.recognizer import DecodeOptions
+
+    options = options or DecodeOptions()
+    jobs = max(1, jobs or default_jobs())
+    rate = recognizer.sample_rate
+    groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speech-load")
+
+    def submit(group: list[Item]) -> list[Future]:
+        return [pool.submit(_load_safely, item, rate, max_duration) for item in group]
+
+    try:
+        pending = submit(groups[0]) if groups else []
+        for index, group in enumerate(groups):
+            loaded = [f.result() for f in pending]
+            pending = submit(groups[index + 1]) if index + 1 < len(groups) else []
+            records = [Record(item) for item in group]
+            good = []
+            for rec, got in zip(records, loaded):
+                if isinstance(got, AudioError):
+                    rec.error = str(got)
+                else:
+                    wave, rec.decode_s = got
+                    rec.duration = len(wave) / rate
+                    good.append((rec, wave))
+            if segments:
+                for rec, wave in good:
+                    start = time.perf_counter()
+                    found = recognizer.segments(wave, options, hop_seconds=hop_seconds)
+                    rec.model_s = time.perf_counter() - start
+                    for r in found:
+                        r.end = min(r.end, rec.duration)
+                    rec.segments = found
+                    if found:
+                        rec.text = " ".join(r.text for r in found)
+                        rec.score = max(r.score for r in found)
+                    rec.alternatives = [(rec.text, rec.score)]
+            elif good:
+                start = time.perf_counter()
+                results = recognizer.recognize([w for _, w in good], options)
+                elapsed = time.perf_counter() - start
+                total = sum(len(w) for _, w in good) or 1
+                for (rec, wave), res in zip(good, results):
+                    rec.text, rec.score, rec.alternatives = res.text, float(res.score), list(res.alternatives)
+                    rec.model_s = elapsed * len(wave) / total
+            yield from records
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def default_jobs() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------------------- output
+def _seconds(x: float) -> str:
+    return f"{x:.2f}"
+
+
+class Writer:
+    """Writes records in one of the formats (see the module docstring)."""
+
+    def __init__(self, stream: TextIO, fmt: str = "tsv", top_k: int = 1, segments: bool = False):
+        self.stream, self.fmt, self.top_k, self.segments = stream, fmt, max(1, top_k), segments
+        self.csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        self.count = 0
+
+    def header(self) -> None:
+        if self.csv is None:
+            return
+        if self.segments:
+            self.csv.writerow(["path", "text", "score", "start", "end"])
+        else:
+            row = ["path", "text", "score"]
+            for k in range(2, self.top_k + 1):
+                row += [f"text_{k}", f"score_{k}"]
+            self.csv.writerow(row)
+
+    def write(self, rec: Record) -> None:
+        self.count += 1
+        getattr(self, f"_write_{self.fmt}")(rec)
+
+    def _write_tsv(self, rec: Record) -> None:
+        if self.segments:
+            text = " ".join(f"{r.text}@{_seconds(r.start)}-{_seconds(r.end)}" for r in rec.segments or [])
+            fields = [rec.item.path, text, f"{rec.score:.4f}"]
+        else:
+            fields = [rec.item.path, rec.text, f"{rec.score:.4f}"]
+            for text, score in rec.alternatives[1 : self.top_k]:
+                fields += [text, f"{score:.4f}"]
+        self.stream.write("\t".join(fields) + "\n")
+
+    def _write_json(self, rec: Record) -> None:
+        row: dict = {
+            "path": rec.item.path,
+            "text": rec.text,
+            "score": round(rec.score, 6),
+            "alternatives": [{"text": t, "score": round(s, 6)} for t, s in rec.alternatives[: self.top_k]],
+            "duration": round(rec.duration, 4),
+            "timing": {"decode_s": round(rec.decode_s, 6), "model_s": round(rec.model_s, 6)},
+        }
+        if rec.item.offset:
+            row["offset"] = rec.item.offset
+        if self.segments:
+            row["segments"] = [
+                {
+                    "text": r.text,
+                    "score": round(float(r.score), 6),
+                    "start": round(r.start, 3),
+                    "end": round(r.end, 3),
+                    "alternatives": [{"text": t, "score": round(s, 6)} for t, s in r.alternatives[: self.top_k]],
+                }
+                for r in rec.segments or []
+            ]
+        self.stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def _write_csv(self, rec: Record) -> None:
+        if self.segments:
+            if not rec.segments:
+                self.csv.writerow([rec.item.path, "", f"{0.0:.4f}", "", ""])
+            for r in rec.segments or []:
+                self.csv.writerow([rec.item.path, r.text, f"{r.score:.4f}", _seconds(r.start), _seconds(r.end)])
+            return
+        row = [rec.item.path, rec.text, f"{rec.score:.4f}"]
+        for k in range(1, self.top_k):
+            if k < len(rec.alternatives):
+                row += [rec.alternatives[k][0], f"{rec.alternatives[k][1]:.4f}"]
+            else:
+                row += ["", ""]
+        self.csv.writerow(row)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike | None, encoding: str = "utf-8"):
+    """Yield a text stream: stdout when ``path`` is None, else a temp file beside ``path`` that is renamed
+    onto it when the block ends, normally or not (so Ctrl-C leaves what was done, never a half file)."""
+    if path is None:
+        yield sys.stdout
+        return
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    stream = open(tmp, "w", encoding=encoding, newline="")
+    try:
+        yield stream
+    finally:
+        stream.close()
+        os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------- the verb
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files, folders, manifests (.jsonl) or '-' for stdin")
+    parser.add_argument("--model", "-m", default="commands",
+                        help="bundled name (commands, commands-ctc), model.pt, a run folder, or an exported .onnx/.ts (default: commands)")
+    parser.add_argument("--format", "-f", choices=("tsv", "json", "csv"), default="tsv", help="output format (default: tsv)")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the results to FILE (atomically) instead of stdout")
+    parser.add_argument("--top-k", "-k", type=int, default=1, metavar="K", help="also print the K-1 next best answers (default: 1)")
+    parser.add_argument("--threshold", type=float, default=0.0, metavar="P",
+                        help="classifiers and --grammar: answer _unknown_ when the best score is below P (default: 0)")
+    parser.add_argument("--grammar", metavar="FILE", help="CTC models: only these phrases (one per line; '#' comments)")
+    parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC models: prefix beam search width (default: 1 = greedy)")
+    parser.add_argument("--segments", action="store_true",
+                        help="classifiers: scan long audio and print each command found with its start/end time")
+    parser.add_argument("--segment-hop", type=float, default=0.25, metavar="SECONDS",
+                        help="window hop for --segments (default: 0.25)")
+    parser.add_argument("--max-window", type=float, default=None, metavar="SECONDS",
+                        help="longer clips are split: CTC decodes chunk by chunk, classifiers keep the best window (default: 30)")
+    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
+                        help=f"files longer than this fail (default: {DEFAULT_MAX_DURATION:g})")
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per model batch (default: 32)")
+    parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
+                        help=f"threads decoding audio files (default: {default_jobs()})")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    parser.add_argument("--group-size", type=int, default=GROUP_SIZE, help=argparse.SUPPRESS)
+
+
+def error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available")
+
+
+def load_recognizer(model: str, device: str = "auto", batch_size: int = 32):
+    """A :class:`Recognizer`, or :class:`UsageError` with the model file's one-line problem."""
+    from speech.checkpoint import ModelFileError
+    from speech.recognizer import Recognizer
+
+    check_device(device)
+    try:
+        return Recognizer(model, device=device, batch_size=batch_size)
+    except ModelFileError as err:
+        raise UsageError(str(err)) from None
+
+
+def decode_options(recognizer, args: argparse.Namespace):
+    """Build :class:`DecodeOptions` from the shared flags (``--top-k --threshold --grammar --beam``)."""
+    from speech.decode import load_grammar
+    from speech.recognizer import DecodeOptions
+
+    top_k = getattr(args, "top_k", 1)
+    if top_k < 1:
+        raise UsageError("--top-k must be 1 or more")
+    if getattr(args, "beam", 1) < 1:
+        raise UsageError("--beam must be 1 or more")
+    threshold = getattr(args, "threshold", 0.0)
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError("--threshold must be between 0 and 1")
+    grammar = None
+    if getattr(args, "grammar", None):
+        if not recognizer.is_ctc:
+            raise UsageError("--grammar needs a CTC model (this model is a classifier)")
+        try:
+            grammar = load_grammar(args.grammar)
+        except (ValueError, OSError) as err:
+            raise UsageError(str(err)) from None
+        spellable = []
+        for phrase in grammar:
+            try:
+                ok = bool(recognizer.vocabulary.encode(phrase))
+            except ValueError:
+                ok = False
+            if ok:
+                spellable.append(phrase)
+            else:
+                error(f"{args.grammar}: phrase {phrase!r} cannot be spelled with this model's vocabulary; ignored")
+        if not spellable:
+            raise UsageError(f"{args.grammar}: no phrase can be spelled with this model's vocabulary")
+        grammar = spellable
+    if getattr(args, "beam", 1) > 1 and not recognizer.is_ctc:
+        raise UsageError("--beam needs a CTC model (this model is a classifier)")
+    return DecodeOptions(top_k=top_k, threshold=threshold, beam=getattr(args, "beam", 1), grammar=grammar)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.batch_size < 1 or args.jobs < 1 or args.group_size < 1:
+            raise UsageError("--batch-size, --jobs must be 1 or more")
+        if args.output and not Path(args.output).resolve().parent.is_dir():
+            raise UsageError(f"--output {args.output}: the folder does not exist")
+        if args.segment_hop <= 0 or (args.max_window is not None and args.max_window <= 0):
+            raise UsageError("--segment-hop and --max-window must be positive")
+        items, failed = expand_inputs(args.paths, sys.stdin, lambda p, cause: error(f"{p}: {cause}"))
+        recognizer = load_recognizer(args.model, args.device, args.batch_size)
+        if args.max_window is not None:
+            recognizer.max_window_seconds = args.max_window
+        options = decode_options(recognizer, args)
+        if args.segments and recognizer.is_ctc:
+            raise UsageError("--segments is for classifiers; CTC models transcribe long audio chunk by chunk")
+    except UsageError as err:
+        error(str(err))
+        return EXIT_USAGE
+
+    done = 0
+    try:
+        with atomic_output(args.output) as stream:
+            writer = Writer(stream, args.format, options.top_k, args.segments)
+            writer.header()
+            records = recognize_items(
+                recognizer, items, options, segments=args.segments, hop_seconds=args.segment_hop,
+                jobs=args.jobs, group_size=args.group_size, max_duration=args.max_duration,
+            )
+            try:
+                for rec in records:
+                    if rec.error is not None:
+                        failed += 1
+                        error(rec.error)
+                        continue
+                    writer.write(rec)
+                    stream.flush()  # stream the answers as they come
+                    done += 1
+            finally:
+                records.close()  # stops the decoding threads (Ctrl-C, broken pipe)
+    except BrokenPipeError:  # `speech transcribe ... | head`: stop quietly
+        _silence_stdout()
+        return EXIT_PARTIAL
+    finally:
+        if args.output:
+            print(f"{PROG}: wrote {done} results to {args.output}", file=sys.stderr)
+    if failed:
+        print(f"{PROG}: {failed} of {done + failed} inputs failed", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
