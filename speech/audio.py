@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
         info = sf.info(str(path))
     except Exception as err:  # soundfile raises LibsndfileError/RuntimeError with a multi-line message
         raise AudioError(path, _soundfile_cause(err)) from None
+    # libsndfile quietly shortens a WAV whose data chunk claims more bytes than the file holds and only
+    # logs "data : <claimed> (should be <present>)"; a size >= 0x7F000000 is a streaming placeholder.
+    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", info.extra_info or "", re.MULTILINE)
+    if short and int(short.group(1)) < 0x7F000000:
+        raise AudioError(
+            path, f"truncated audio data: header says {short.group(1)} bytes of samples, the file holds {short.group(2)}"
+        )
     return info.samplerate, info.frames, info.channels
 
 
@@ -125,8 +133,12 @@ def save_audio(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sam
     path = Path(path)
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
     tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype, format=_format_for(path))
-    os.replace(tmp, path)
+    try:
+        sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype, format=_format_for(path))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves neither a temp file nor a half-written target
+        raise
 
 
 def find_audio_files(root: str | os.PathLike) -> list[Path]:

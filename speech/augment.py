@@ -17,7 +17,9 @@ from speech.features import lengths_to_mask
 
 @dataclass
 class AugmentConfig:
-    """Probabilities/ranges; 0 switches a piece off. ``noise_dir``: folder of noise recordings."""
+    """Probabilities/ranges; 0 switches a piece off. ``noise_dir``: folder of noise recordings.
+    ``reverb_prob``: convolve with a synthetic room response (exponentially decaying noise, RT60 drawn
+    from ``rt60_min``..``rt60_max`` seconds)."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0
@@ -27,6 +29,9 @@ class AugmentConfig:
     snr_db_max: float = 20.0
     speed_prob: float = 0.0
     speeds: tuple[float, ...] = (0.9, 1.1)
+    reverb_prob: float = 0.0
+    rt60_min: float = 0.15
+    rt60_max: float = 0.8
     freq_masks: int = 0
     freq_mask_width: int = 8
     time_masks: int = 0
@@ -34,12 +39,13 @@ class AugmentConfig:
 
 
 def load_noise_bank(noise_dir: str | None, sample_rate: int) -> torch.Tensor | None:
-    """All noise recordings in ``noise_dir`` concatenated into one 1-D tensor (or ``None``)."""
+    """All noise recordings in ``noise_dir`` (one folder, or several joined by commas) concatenated into
+    one 1-D tensor, each recording peak-normalized (or ``None``)."""
     if not noise_dir:
         return None
     from speech.audio import find_audio_files, load_audio
 
-    files = find_audio_files(noise_dir)
+    files = [f for folder in noise_dir.split(",") if folder.strip() for f in find_audio_files(folder.strip())]
     if not files:
         raise ValueError(f"{noise_dir}: no noise recordings found (augment.noise_dir)")
     clips = [load_audio(f, sample_rate) for f in files]
@@ -63,6 +69,8 @@ class WaveformAugment(nn.Module):
             wave, lengths = self.speed(wave, lengths)
         if c.time_shift_ms > 0:
             wave = self.time_shift(wave, lengths)
+        if c.reverb_prob > 0:
+            wave = self.reverb(wave, lengths)
         if c.noise_prob > 0 and self.noise.numel() > 0:
             wave = self.add_noise(wave, lengths)
         if c.gain_db > 0:
@@ -77,8 +85,9 @@ class WaveformAugment(nn.Module):
         orig, new = int(round(self.sample_rate * factor)), self.sample_rate
         g = torch.gcd(torch.tensor(orig), torch.tensor(new)).item()
         wave = AF.resample(wave, orig // g, new // g)
-        lengths = torch.div(lengths * new, orig, rounding_mode="floor").clamp(max=wave.shape[1])
-        return wave, lengths
+        # torchaudio gives ceil(n * new / orig) samples for n; the filter's tail past that is zeroed
+        lengths = torch.div(lengths * new + orig - 1, orig, rounding_mode="floor").clamp(max=wave.shape[1])
+        return wave * lengths_to_mask(lengths, wave.shape[1]), lengths
 
     def time_shift(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Shift each clip by up to ``time_shift_ms`` either way within its own length (zeros fill in)."""
@@ -86,9 +95,27 @@ class WaveformAugment(nn.Module):
         shifts = torch.randint(-max_shift, max_shift + 1, (wave.shape[0],), device=wave.device)
         steps = torch.arange(wave.shape[1], device=wave.device)[None, :]
         source = steps - shifts[:, None]
-        valid = (source >= 0) & (source < lengths[:, None])
+        valid = (source >= 0) & (source < lengths[:, None]) & (steps < lengths[:, None])  # nothing into the padding
         shifted = wave.gather(1, source.clamp(0, wave.shape[1] - 1))
         return shifted * valid
+
+    def reverb(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Convolve each clip (with ``reverb_prob``) with a synthetic room impulse response: a direct
+        path plus exponentially decaying Gaussian noise; the level is kept and the tail cut at the clip's end."""
+        c = self.config
+        batch, samples = wave.shape
+        n = int(self.sample_rate * c.rt60_max)
+        t = torch.arange(n, device=wave.device, dtype=wave.dtype)[None, :] / self.sample_rate
+        rt60 = c.rt60_min + torch.rand(batch, 1, device=wave.device) * (c.rt60_max - c.rt60_min)
+        rir = torch.randn(batch, n, device=wave.device) * torch.exp(-6.9 * t / rt60)  # -60 dB at rt60
+        rir[:, 0] = 1.0
+        rir = rir / rir.norm(dim=1, keepdim=True)
+        wet = AF.fftconvolve(wave, rir)[:, :samples]
+        mask = lengths_to_mask(lengths, samples).to(wave.dtype)
+        wet = wet * mask
+        scale = wave.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp(min=1e-8)
+        apply = (torch.rand(batch, 1, device=wave.device) < c.reverb_prob).to(wave.dtype)
+        return apply * wet * scale + (1 - apply) * wave
 
     def add_noise(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mix a random stretch of the noise bank into each clip (with ``noise_prob``) at a random SNR."""

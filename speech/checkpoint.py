@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -78,7 +79,11 @@ def read_payload(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        cause = " ".join(str(err).split())[:200]
+        cause = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(err)).split())[:200]  # one plain line, no ANSI codes
+        if "Weights only load failed" in cause:
+            cause = "it holds Python objects, which a weights-only load refuses to unpickle"
+        elif _head(path)[:2] not in (b"PK", b"\x80\x02"):  # neither a zip (torch.save) nor a legacy pickle
+            cause = "not a PyTorch file" if _head(path) else "empty file"
         raise ModelFileError(f"{path}: not a speech model file ({cause})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a speech model file (no '{FORMAT}' header)")
@@ -87,6 +92,14 @@ def read_payload(path: str | os.PathLike) -> dict:
             f"{path}: model format version {payload.get('version')!r} is not supported (this speech reads {VERSION})"
         )
     return payload
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2)
+    except OSError:
+        return b"PK"  # unreadable: keep torch.load's own cause
 
 
 def model_from_payload(payload: dict, path: str | os.PathLike = "<model>") -> SpeechModel:

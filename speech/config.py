@@ -36,7 +36,7 @@ class DataConfig:
     batch_size: int = 32
     num_workers: int = 0
     cache_dir: Optional[str] = None
-    max_items: int = 0
+    max_items: int = 0  # >0: a seeded random slice of each manifest (smoke runs)
     compose: str = "none"
     train_size: int = 3000
     eval_size: int = 500
@@ -62,7 +62,9 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     """``device``: auto/cpu/cuda[:n]; ``precision``: auto (fp16 autocast on CUDA), 32, 16 or bf16.
-    ``resume=true`` continues from ``checkpoints/last.pt`` in the run directory."""
+    ``resume=true`` continues from ``checkpoints/last.pt`` in the run directory. ``init_from``: a model
+    file whose weights of matching name and shape initialize the new model (e.g. a CTC model's encoder from
+    a classifier)."""
 
     max_epochs: int = 20
     max_steps: int = 0
@@ -70,6 +72,7 @@ class TrainerConfig:
     precision: str = "auto"
     seed: int = 1234
     resume: bool = False
+    init_from: Optional[str] = None
     early_stopping_patience: int = 0
     num_threads: int = 1
     stats_batches: int = 20

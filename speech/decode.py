@@ -72,7 +72,7 @@ def ctc_prefix_beam_search(
                     entry[1] = _logaddexp(entry[1], total + p)
         ranked = sorted(new.items(), key=lambda kv: _logaddexp(*kv[1]), reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
-    result = [(list(k), _logaddexp(*v)) for k, v in beams.items()]
+    result = [(list(k), _logaddexp(*v)) for k, v in beams.items() if _logaddexp(*v) > -math.inf]  # drop impossible
     return sorted(result, key=lambda kv: kv[1], reverse=True)
 
 

@@ -115,7 +115,7 @@ class FrontEnd(nn.Module):
         n_freqs = self.n_fft // 2 + 1
         k = torch.arange(n_freqs, device=padded.device, dtype=padded.dtype)[:, None]
         n = torch.arange(self.n_fft, device=padded.device, dtype=padded.dtype)[None, :]
-        angle = 2 * math.pi * k * n / self.n_fft
+        angle = (2 * math.pi / self.n_fft) * torch.remainder(k * n, self.n_fft)  # k*n exact; reduce before scaling
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)], 0) * self.window[None, :]
         out = nn.functional.conv1d(padded[:, None, :], basis[:, None, :], stride=self.hop_length)
         re, im = out[:, :n_freqs], out[:, n_freqs:]
@@ -133,13 +133,18 @@ class FrontEnd(nn.Module):
         feats = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))  # dB, as librosa.power_to_db(top_db=None)
         if c.kind == "mfcc":
             feats = torch.matmul(feats, self.dct)
+        n_frames = frame_lengths(lengths, self.hop_length)
         if c.deltas:
+            # compute_deltas replicates the edge frames; hold each clip's last valid frame over its padding
+            # so the deltas near its end are the same alone or padded in a batch
+            steps = torch.arange(feats.shape[1], device=feats.device)[None, :]
+            hold = torch.minimum(steps, (n_frames - 1)[:, None]).unsqueeze(1)  # (B, 1, T)
             t = feats.transpose(1, 2)
             parts = [t]
             for _ in range(c.deltas):
-                parts.append(AF.compute_deltas(parts[-1]))
+                held = parts[-1].gather(2, hold.expand_as(parts[-1]))
+                parts.append(AF.compute_deltas(held))
             feats = torch.cat(parts, 1).transpose(1, 2)
-        n_frames = frame_lengths(lengths, self.hop_length)
         mask = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)
         return feats.masked_fill(~mask, 0.0), n_frames
 

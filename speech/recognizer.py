@@ -71,10 +71,10 @@ class Recognizer:
 
     def __init__(self, model: str | Path | torch.nn.Module = "commands", device: str = "cpu", batch_size: int = 32):
         device = resolve_device(device)
-        if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
-            from speech.export import OnnxBackend
+        if isinstance(model, (str, Path)) and str(model).endswith((".onnx", ".ts")):
+            from speech.export import OnnxBackend, TorchScriptBackend
 
-            self.backend = OnnxBackend(str(model))
+            self.backend = (TorchScriptBackend if str(model).endswith(".ts") else OnnxBackend)(str(model))
             meta = self.backend.metadata
             self.labels, self.is_ctc = meta["labels"], meta["head"] == "ctc"
             self.sample_rate, vocab_unit = meta["sample_rate"], meta.get("vocabulary", "char")

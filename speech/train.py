@@ -73,7 +73,10 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
         if not path.is_file() and not required:
             return []
         rows = read_manifest(path)
-        return rows[: d.max_items] if d.max_items else rows
+        if d.max_items and len(rows) > d.max_items:  # a seeded random slice, in manifest order
+            keep = sorted(random.Random(cfg.trainer.seed).sample(range(len(rows)), d.max_items))
+            rows = [rows[i] for i in keep]
+        return rows
 
     train_rows = read(d.train_manifest)
     for extra in d.extra_train_manifests:
@@ -95,8 +98,8 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
         make = lambda rows: AudioDataset(keep(rows), sr, encode, d.clip_seconds, d.cache_dir) if rows else None  # noqa: E731
         return make(train_rows), make(valid_rows), make(test_rows), labels
     vocab = Vocabulary.characters() if cfg.model.vocabulary == "char" else Vocabulary.words_from(
-        [r.text or r.label for r in train_rows])
-    encode_text = lambda u: vocab.encode(u.text if u.text is not None else u.label)  # noqa: E731
+        [transcript_of(r) for r in train_rows])
+    encode_text = lambda u: vocab.encode(transcript_of(u))  # noqa: E731
     make = lambda rows: AudioDataset(rows, sr, encode_text, None, d.cache_dir) if rows else None  # noqa: E731
     train, valid, test = make(train_rows), make(valid_rows), make(test_rows)
     if d.compose == "digit_strings":
@@ -109,6 +112,13 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
     elif d.compose != "none":
         raise ValueError(f"data.compose must be none or digit_strings, got {d.compose!r}")
     return train, valid, test, vocab.tokens
+
+
+def transcript_of(u) -> str:
+    """A row's CTC target: its ``text``, else its label, except that ``_silence_``-style labels are empty."""
+    if u.text is not None:
+        return u.text
+    return "" if u.label.startswith("_") else u.label
 
 
 def make_loader(dataset, cfg: TrainConfig, shuffle: bool, world: int = 1, rank: int = 0):
@@ -200,6 +210,18 @@ def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
 
 def main_metric(model: SpeechModel) -> str:
     return "sequence_accuracy" if model.is_ctc else "accuracy"
+
+
+def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
+    """Copy every weight of matching name and shape from the model file at ``path``."""
+    from speech.checkpoint import read_payload, resolve_model_path
+
+    source = read_payload(resolve_model_path(path))["state_dict"]
+    own = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    if verbose:
+        print(f"initialized {len(matched)}/{len(own)} tensors from {path}", file=sys.stderr)
 
 
 class Progress:
@@ -299,7 +321,9 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         if is_main:
             print(f"resumed from {last_path} at epoch {start_epoch}", file=sys.stderr)
     else:
-        if cfg.features.normalize == "global":
+        if cfg.trainer.init_from:
+            warm_start(model, cfg.trainer.init_from, is_main)
+        if cfg.features.normalize == "global" and not cfg.trainer.init_from:
             compute_statistics(model, train_loader, augment, device, cfg.trainer.stats_batches)
         if cfg.trainer.resume and is_main:
             print(f"trainer.resume=true but {last_path} does not exist: starting a new run", file=sys.stderr)
@@ -387,18 +411,29 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             break
 
     results: dict = {}
+    rank_checksums = None
+    if distributed:  # every rank must end with the same weights: compare a checksum of each
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
+        local = torch.tensor([float(flat.sum()), float((flat * torch.arange(len(flat), dtype=torch.float64)).sum())])
+        local = local.to(device)
+        gathered = [torch.zeros_like(local) for _ in range(world)]
+        dist.all_gather(gathered, local)
+        rank_checksums = [g.cpu().tolist() for g in gathered]
     if is_main:
         payload = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else model_payload(model)
         final = model_from_payload(payload, best_path).to(device)
         results = {"best_epoch": payload["info"].get("epoch"), f"valid_{metric_name}": best,
                    "parameters": count_parameters(final), "labels": labels}
+        if rank_checksums is not None:
+            results["world_size"], results["rank_weight_checksums"] = world, rank_checksums
         if test_set is not None and cfg.trainer.evaluate_test:
             test_loader = make_loader(test_set, cfg, False)[0]
             results.update({f"test_{k}": v for k, v in validate(final, test_loader, device, labels).items()})
         info = {**info_base, **{k: v for k, v in results.items() if k != "labels"},
                 "config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
         save_model(final.cpu(), run_dir / "model.pt", info)
-        append_jsonl(run_dir / "metrics.jsonl", {"final": True, **{k: v for k, v in results.items() if k != "labels"}})
+        append_jsonl(run_dir / "metrics.jsonl", {"final": True, **{k: v for k, v in results.items()
+                                                                  if k not in ("labels", "rank_weight_checksums")}})
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
         print(f"model written to {run_dir / 'model.pt'}; " +
               " ".join(f"{k}={v:.4f}" for k, v in results.items() if isinstance(v, float)), file=sys.stderr)

@@ -355,7 +355,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
                         help=f"threads decoding audio files (default: {default_jobs()})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    add_threads_argument(parser)
     parser.add_argument("--group-size", type=int, default=GROUP_SIZE, help=argparse.SUPPRESS)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch threads for the model on the CPU (default: 1; the small GRU batches run "
+                             "fastest on one thread, and more threads stall when the cores are busy)")
+
+
+def set_threads(n: int) -> None:
+    if n < 1:
+        raise UsageError("--threads must be 1 or more")
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def error(message: str) -> None:
@@ -382,8 +398,10 @@ def load_recognizer(model: str, device: str = "auto", batch_size: int = 32):
         raise UsageError(str(err)) from None
 
 
-def decode_options(recognizer, args: argparse.Namespace):
-    """Build :class:`DecodeOptions` from the shared flags (``--top-k --threshold --grammar --beam``)."""
+def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str], None] | None = None):
+    """Build :class:`DecodeOptions` from the shared flags (``--top-k --threshold --grammar --beam``);
+    grammar phrases the model cannot spell are dropped with a warning through ``report``."""
+    report = report or error
     from speech.decode import load_grammar
     from speech.recognizer import DecodeOptions
 
@@ -412,7 +430,7 @@ def decode_options(recognizer, args: argparse.Namespace):
             if ok:
                 spellable.append(phrase)
             else:
-                error(f"{args.grammar}: phrase {phrase!r} cannot be spelled with this model's vocabulary; ignored")
+                report(f"{args.grammar}: phrase {phrase!r} cannot be spelled with this model's vocabulary; ignored")
         if not spellable:
             raise UsageError(f"{args.grammar}: no phrase can be spelled with this model's vocabulary")
         grammar = spellable
@@ -429,6 +447,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--output {args.output}: the folder does not exist")
         if args.segment_hop <= 0 or (args.max_window is not None and args.max_window <= 0):
             raise UsageError("--segment-hop and --max-window must be positive")
+        set_threads(args.threads)
         items, failed = expand_inputs(args.paths, sys.stdin, lambda p, cause: error(f"{p}: {cause}"))
         recognizer = load_recognizer(args.model, args.device, args.batch_size)
         if args.max_window is not None:

@@ -41,7 +41,7 @@ class DecodedAudioCache:
             if paths[0].is_file() and paths[1].is_file():
                 index = json.loads(paths[1].read_text())
                 self.kept, self.offsets = index["kept"], np.asarray(index["offsets"], dtype=np.int64)
-                self.samples = np.memmap(paths[0], dtype=np.int16, mode="r")
+                self.samples = _map(paths[0])
                 return
         chunks, self.kept, offsets, total = [], [], [0], 0
         for i, utt in enumerate(utterances):
@@ -68,7 +68,7 @@ class DecodedAudioCache:
             tmp_index = paths[1].with_suffix(f".tmp{os.getpid()}")
             tmp_index.write_text(json.dumps({"kept": self.kept, "offsets": self.offsets.tolist()}))
             os.replace(tmp_index, paths[1])
-            self.samples = np.memmap(paths[0], dtype=np.int16, mode="r")
+            self.samples = _map(paths[0])
         else:
             self.samples = samples
 
@@ -82,6 +82,11 @@ class DecodedAudioCache:
 
     def length(self, i: int) -> int:
         return int(self.offsets[i + 1] - self.offsets[i])
+
+
+def _map(path: Path) -> np.ndarray:
+    """Memory-map an int16 cache file (numpy cannot map an empty one: no clip could be decoded)."""
+    return np.memmap(path, dtype=np.int16, mode="r") if path.stat().st_size else np.zeros(0, dtype=np.int16)
 
 
 def fit_to_length(wave: torch.Tensor, samples: int) -> torch.Tensor:

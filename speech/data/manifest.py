@@ -8,6 +8,7 @@ a clip came from.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,10 +50,10 @@ def parse_row(row: object, where: str, base: Path) -> Utterance:
     if not isinstance(path, str) or not path:
         raise ManifestError(f"{where}: missing or empty 'audio_filepath'")
     duration = row.get("duration")
-    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not duration > 0:
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not 0 < duration < math.inf:
         raise ManifestError(f"{where}: 'duration' must be a positive number, got {duration!r}")
     offset = row.get("offset", 0.0)
-    if not isinstance(offset, (int, float)) or offset < 0:
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool) or not 0 <= offset < math.inf:
         raise ManifestError(f"{where}: 'offset' must be a number >= 0, got {offset!r}")
     label, text, speaker = row.get("label"), row.get("text"), row.get("speaker")
     if label is None and text is None:

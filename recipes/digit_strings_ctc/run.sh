@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Connected digit strings with CTC: prepare FSDD (leave-one-speaker-out folds) -> train on four speakers'
+# strings -> evaluate on strings of the held-out speaker -> export. README.md holds the result measured here.
+#   bash recipes/digit_strings_ctc/run.sh [extra Hydra overrides]     env: SPEECH_DATA_DIR, OUT, SPEAKER, EPOCHS
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=${SPEECH_DATA_DIR:-../shared/data}
+OUT=${OUT:-runs/digit_strings_ctc}
+SPEAKER=${SPEAKER:-lucas}
+EPOCHS=${EPOCHS:-25}
+
+speech prepare fsdd --root "$DATA/fsdd" --split loso --out data/fsdd >/dev/null
+start=$(date +%s)
+speech train recipe=digit_strings_ctc data.root=data/fsdd data.fold="fold_$SPEAKER" trainer.max_epochs="$EPOCHS" \
+  trainer.progress=false hydra.run.dir="$OUT/$SPEAKER" "$@"
+echo $(( $(date +%s) - start )) > "$OUT/$SPEAKER/train_seconds"
+# the test strings: the same generator as training (seeded), written out as WAV files + a manifest
+python -m speech.data.digit_strings --manifest "data/fsdd/fold_$SPEAKER/test.jsonl" --count 300 --seed 7 \
+  --out "data/digit_strings_test_$SPEAKER"
+speech evaluate --model "$OUT/$SPEAKER/model.pt" --manifest "data/digit_strings_test_$SPEAKER/strings.jsonl" \
+  --out "$OUT/$SPEAKER/eval"
+speech export --model "$OUT/$SPEAKER/model.pt" --format onnx --out "$OUT/$SPEAKER/model.onnx"
+python - "$OUT/$SPEAKER" <<'PY'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+m = json.loads((run / "eval" / "metrics.json").read_text())
+print("| held-out speaker | test strings | sequence accuracy % | CER % | WER % | train time (s) |\n|---|---|---|---|---|---|")
+print(f"| {run.name} | {m['count']} | {100 * m['sequence_accuracy']:.1f} | {100 * m['cer']:.1f} | {100 * m['wer']:.1f} | "
+      f"{(run / 'train_seconds').read_text().strip()} |")
+PY

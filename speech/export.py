@@ -1,0 +1,416 @@
+"""``speech export``: a model, front end included, as ONNX or TorchScript; and backends that run them.
+
+The exported graph takes raw audio: inputs ``waveform (batch, samples)`` float32 and ``lengths
+(batch,)`` int64, outputs ``output`` (logits ``(batch, classes)`` or CTC log-probabilities ``(batch,
+frames, vocab + 1)``) and ``output_lengths (batch,)``; batch and samples (and CTC frames) are dynamic.
+The STFT runs as a ``conv1d`` with a windowed DFT basis (``FrontEnd.use_conv_stft``), because
+``torch.stft`` does not export to ONNX.
+
+The model's description (labels, head, sample rate, vocabulary unit, model and feature configs, info) is
+stored as JSON inside the file: in the ONNX model's ``metadata_props`` under the key ``speech``, and in
+the TorchScript archive as the extra file ``speech.json``. So ``speech transcribe --model model.onnx``
+(or ``model.ts``) needs nothing else: :class:`OnnxBackend` and :class:`TorchScriptBackend` read it.
+
+TorchScript is made with ``torch.jit.trace`` (the model has no data-dependent Python control flow:
+lengths are handled with masks and gathers, so a trace is valid for any batch and length); after
+tracing, the traced module is run on a batch of another size and other lengths and compared with the
+PyTorch model (the dynamic-length check). The ONNX file is checked the same way in onnxruntime.
+Files are written atomically (temp file, then rename), and only after the check passed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import io
+import json
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "speech export"
+METADATA_KEY = "speech"
+EXTRA_FILE = "speech.json"
+EXPORT_FORMAT = "speech-export"
+EXPORT_VERSION = 1
+INPUT_NAMES = ["waveform", "lengths"]
+OUTPUT_NAMES = ["output", "output_lengths"]
+CHECK_TOLERANCE = 1e-3  # max abs difference on logits / log-probabilities accepted by the export check
+SUFFIXES = {".onnx": "onnx", ".ts": "torchscript"}
+
+EPILOG = """\
+The exported model includes the front end and takes raw audio at the model's sample rate:
+  inputs  waveform (batch, samples) float32, lengths (batch,) int64
+  outputs output (logits (batch, classes) or CTC log-probs (batch, frames, vocab+1)), output_lengths (batch,)
+Labels, head, sample rate and feature settings are stored inside the file, so
+'speech transcribe --model model.onnx' (or model.ts) works with nothing else.
+--format defaults from the --out suffix: .onnx -> onnx, .ts -> torchscript.
+
+exit status:
+  0    exported and checked
+  1    export failed, or the exported model does not match the PyTorch model
+  2    usage error: bad option or model file, missing onnx/onnxruntime
+"""
+
+
+class ExportError(RuntimeError):
+    """Export failed or the exported model disagrees with PyTorch; ``str(err)`` is one line."""
+
+
+# --------------------------------------------------------------------------------------- metadata
+def export_metadata(model) -> dict:
+    """The JSON-able description stored inside an exported file."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "labels": list(model.labels),
+        "head": model.config.head,
+        "sample_rate": int(model.sample_rate),
+        "vocabulary": model.config.vocabulary,
+        "model_config": dataclasses.asdict(model.config),
+        "feature_config": dataclasses.asdict(model.feature_config),
+        "info": dict(getattr(model, "info", {}) or {}),
+        "inputs": INPUT_NAMES,
+        "outputs": OUTPUT_NAMES,
+    }
+
+
+def _metadata_json(model) -> str:
+    return json.dumps(export_metadata(model), ensure_ascii=False, default=str)
+
+
+def _check_metadata(meta: object, path: str) -> dict:
+    from speech.checkpoint import ModelFileError
+
+    if not isinstance(meta, dict) or not all(k in meta for k in ("labels", "head", "sample_rate")):
+        raise ModelFileError(f"{path}: the exported model's '{METADATA_KEY}' metadata lacks labels/head/sample_rate")
+    meta.setdefault("vocabulary", "char")
+    meta.setdefault("info", {})
+    return meta
+
+
+# ------------------------------------------------------------------------------------------ export
+def slice_deltas(specgram: torch.Tensor, win_length: int = 5, mode: str = "replicate") -> torch.Tensor:
+    """``torchaudio.functional.compute_deltas`` written with slices instead of a grouped conv1d.
+
+    torchaudio's version reshapes to ``(1, batch * dims, time)`` and convolves with ``groups = batch *
+    dims``: the traced graph bakes the example's batch size into ``groups`` (TorchScript then fails on
+    other batch sizes) and the ONNX exporter rejects the kernel of unknown shape. This one gives the same
+    values (to float rounding) and traces to ``Pad`` + ``Slice`` ops with dynamic batch and time.
+    """
+    n = (win_length - 1) // 2
+    denom = n * (n + 1) * (2 * n + 1) / 3
+    shape = specgram.shape
+    x = specgram.reshape(-1, shape[-2], shape[-1]) if specgram.dim() != 3 else specgram
+    padded = torch.nn.functional.pad(x, (n, n), mode=mode)
+    time = x.shape[-1]
+    out = torch.zeros_like(x)
+    for k in range(1, n + 1):
+        out = out + k * (padded[..., n + k : n + k + time] - padded[..., n - k : n - k + time])
+    return (out / denom).reshape(shape)
+
+
+@contextmanager
+def exportable_ops():
+    """While tracing, swap ops that do not trace with dynamic shapes for equivalent ones (see
+    :func:`slice_deltas`); the originals are restored afterwards."""
+    import torchaudio.functional as taf
+
+    original = taf.compute_deltas
+    taf.compute_deltas = slice_deltas
+    try:
+        yield
+    finally:
+        taf.compute_deltas = original
+
+
+@contextmanager
+def _quiet_fd1():
+    """Send file descriptor 1 to /dev/null: the ONNX exporter's C++ side prints the whole graph to stdout
+    when it fails; our one-line error says what matters."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def prepare_for_export(model) -> torch.nn.Module:
+    """A CPU, eval-mode copy of ``model`` whose front end uses the exportable conv1d STFT."""
+    exported = copy.deepcopy(model).cpu().eval()
+    exported.front_end.use_conv_stft = True
+    return exported
+
+
+def example_batch(sample_rate: int, seconds: tuple[float, ...] = (1.0, 0.6), seed: int = 0):
+    """A padded batch of noise clips of different lengths: ``(waveform (B, S), lengths (B,))``."""
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([max(int(s * sample_rate), 400) for s in seconds], dtype=torch.long)
+    waveform = torch.zeros(len(seconds), int(lengths.max()))
+    for row, n in enumerate(lengths.tolist()):
+        waveform[row, :n] = 0.1 * torch.randn(n, generator=gen)
+    return waveform, lengths
+
+
+def _compare(reference: tuple[torch.Tensor, torch.Tensor], got: tuple[torch.Tensor, torch.Tensor], what: str) -> float:
+    ref_out, ref_len = reference
+    out, out_len = got
+    if tuple(out.shape) != tuple(ref_out.shape) or not torch.equal(out_len.long(), ref_len.long()):
+        raise ExportError(
+            f"{what}: output shape {tuple(out.shape)} / lengths {out_len.tolist()} differ from PyTorch's "
+            f"{tuple(ref_out.shape)} / {ref_len.tolist()}"
+        )
+    diff = float((out.float() - ref_out.float()).abs().max()) if out.numel() else 0.0
+    if not diff <= CHECK_TOLERANCE:
+        raise ExportError(f"{what}: max abs difference {diff:.3g} from the PyTorch model is over {CHECK_TOLERANCE:g}")
+    return diff
+
+
+def _reference(model, waveform, lengths):
+    with torch.inference_mode():
+        out, out_len = model.cpu().eval()(waveform, lengths)
+    return out.float(), out_len
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool = True) -> float | None:
+    """Export ``model`` (a :class:`~speech.models.SpeechModel`) to ONNX at ``path``; returns the check's
+    max abs difference from PyTorch (``None`` with ``check=False``). Raises :class:`ExportError`."""
+    import onnx
+
+    path = Path(path)
+    exported = prepare_for_export(model)
+    waveform, lengths = example_batch(model.sample_rate)
+    out_axes = {0: "batch", 1: "frames"} if model.is_ctc else {0: "batch"}
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), exportable_ops(), _quiet_fd1():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                exported,
+                (waveform, lengths),
+                buffer,
+                dynamo=False,
+                input_names=INPUT_NAMES,
+                output_names=OUTPUT_NAMES,
+                dynamic_axes={
+                    "waveform": {0: "batch", 1: "samples"},
+                    "lengths": {0: "batch"},
+                    "output": out_axes,
+                    "output_lengths": {0: "batch"},
+                },
+                opset_version=opset,
+                do_constant_folding=True,
+            )
+    except Exception as err:  # the exporter raises many types; give one line
+        raise ExportError(f"ONNX export failed: {' '.join(str(err).split())[:300]}") from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, _metadata_json(model)
+    proto.producer_name = "speech"
+    tmp = _tmp_path(path)
+    try:
+        onnx.save(proto, str(tmp))
+        diff = None
+        if check:
+            backend = OnnxBackend(tmp)
+            diff = _check_backend(model, backend, "ONNX")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return diff
+
+
+def export_torchscript(model, path: str | os.PathLike, *, check: bool = True) -> float | None:
+    """Trace ``model`` to TorchScript at ``path`` (metadata in the extra file ``speech.json``); returns
+    the dynamic-length check's max abs difference from PyTorch. Raises :class:`ExportError`."""
+    path = Path(path)
+    exported = prepare_for_export(model)
+    waveform, lengths = example_batch(model.sample_rate)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), exportable_ops():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(exported, (waveform, lengths), check_trace=False)
+    except Exception as err:
+        raise ExportError(f"TorchScript trace failed: {' '.join(str(err).split())[:300]}") from None
+    tmp = _tmp_path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.save is deprecated"
+            torch.jit.save(traced, str(tmp), _extra_files={EXTRA_FILE: _metadata_json(model)})
+        diff = None
+        if check:
+            diff = _check_backend(model, TorchScriptBackend(tmp), "TorchScript")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return diff
+
+
+def _check_backend(model, backend, what: str) -> float:
+    """Run the exported model on batches of other sizes and lengths than the trace's; compare with PyTorch."""
+    worst = 0.0
+    for seconds, seed in (((1.3, 0.45, 0.8), 1), ((0.3,), 2)):
+        waveform, lengths = example_batch(model.sample_rate, seconds, seed)
+        try:
+            got = backend(waveform, lengths)
+        except Exception as err:  # e.g. a shape baked into the graph by the trace
+            cause = " ".join(str(err).split())[-300:]
+            raise ExportError(f"{what}: the exported model fails on a batch of {len(seconds)} clip(s) of other lengths ({cause})") from None
+        worst = max(worst, _compare(_reference(model, waveform, lengths), got, what))
+    return worst
+
+
+# ----------------------------------------------------------------------------------------- backends
+class OnnxBackend:
+    """Runs an exported ``.onnx`` model in onnxruntime (CPU, 1-2 intra-op threads).
+
+    ``metadata``: the stored description (keys ``labels``, ``head``, ``sample_rate``, ``vocabulary``,
+    ``info``, ``model_config``, ``feature_config``). ``backend(waveform (B, S), lengths (B,))`` ->
+    ``(output, output_lengths)`` tensors, like :class:`~speech.recognizer.TorchBackend`.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        from speech.checkpoint import ModelFileError
+
+        path = str(path)
+        if not Path(path).is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelFileError(f"{path}: running .onnx models needs onnxruntime (pip install 'speech[export]')") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as err:
+            raise ModelFileError(f"{path}: not an ONNX model ({' '.join(str(err).split())[:200]})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise ModelFileError(f"{path}: ONNX model without '{METADATA_KEY}' metadata (not made by 'speech export')")
+        try:
+            meta = json.loads(props[METADATA_KEY])
+        except json.JSONDecodeError:
+            raise ModelFileError(f"{path}: the '{METADATA_KEY}' metadata is not valid JSON") from None
+        self.metadata = _check_metadata(meta, path)
+        self.path = path
+
+    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feeds = {
+            "waveform": waveform.detach().cpu().float().contiguous().numpy(),
+            "lengths": lengths.detach().cpu().long().contiguous().numpy(),
+        }
+        out, out_lengths = self.session.run(OUTPUT_NAMES, feeds)
+        return torch.from_numpy(out), torch.from_numpy(out_lengths)
+
+
+class TorchScriptBackend:
+    """Runs an exported TorchScript (``.ts``) model; same interface as :class:`OnnxBackend`."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
+        from speech.checkpoint import ModelFileError
+
+        path = str(path)
+        if not Path(path).is_file():
+            raise ModelFileError(f"{path}: no such model file")
+        extra = {EXTRA_FILE: ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
+                self.module = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
+        except Exception as err:
+            raise ModelFileError(f"{path}: not a TorchScript model ({' '.join(str(err).split())[:200]})") from None
+        try:
+            meta = json.loads(extra[EXTRA_FILE] or "null")
+        except json.JSONDecodeError:
+            meta = None
+        if meta is None:
+            raise ModelFileError(f"{path}: TorchScript model without '{EXTRA_FILE}' (not made by 'speech export')")
+        self.metadata = _check_metadata(meta, path)
+        self.device = torch.device(device)
+        self.path = path
+
+    @torch.inference_mode()
+    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, out_lengths = self.module(waveform.to(self.device).float(), lengths.to(self.device).long())
+        return out.float().cpu(), out_lengths.cpu()
+
+
+# ---------------------------------------------------------------------------------------- the verb
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--model", "-m", default="commands",
+                        help="bundled name (commands, commands-ctc), model.pt or a run folder (default: commands)")
+    parser.add_argument("--format", "-f", choices=("torchscript", "onnx"),
+                        help="export format (default: from the --out suffix: .onnx or .ts)")
+    parser.add_argument("--out", "-o", required=True, metavar="PATH", help="file to write (atomically)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip running the exported model against the PyTorch model on test batches")
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from speech.checkpoint import ModelFileError, load_model
+
+    out = Path(args.out)
+    fmt = args.format or SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        _error(f"--out {args.out}: cannot tell the format from the suffix; give --format onnx or torchscript")
+        return EXIT_USAGE
+    if not out.resolve().parent.is_dir():
+        _error(f"--out {args.out}: the folder does not exist")
+        return EXIT_USAGE
+    if str(args.model).endswith((".onnx", ".ts")):
+        _error(f"--model {args.model}: already exported; export from a model.pt, run folder or bundled name")
+        return EXIT_USAGE
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as err:
+            _error(f"ONNX export needs onnx and onnxruntime ({err}); pip install 'speech[export]'")
+            return EXIT_USAGE
+    try:
+        model = load_model(args.model)
+    except ModelFileError as err:
+        _error(str(err))
+        return EXIT_USAGE
+    try:
+        if fmt == "onnx":
+            diff = export_onnx(model, out, opset=args.opset, check=not args.no_check)
+        else:
+            diff = export_torchscript(model, out, check=not args.no_check)
+    except ExportError as err:
+        _error(str(err))
+        return EXIT_FAILED
+    checked = "not checked" if diff is None else f"max abs difference from PyTorch {diff:.2g}"
+    kind = "CTC" if model.is_ctc else f"{len(model.labels)}-class"
+    print(f"wrote {out} ({fmt}, {kind} model at {model.sample_rate} Hz, {checked})")
+    return EXIT_OK

@@ -1,0 +1,250 @@
+"""``speech.augment``: time shift, gain, noise at a measured SNR, speed perturbation, SpecAugment, the
+noise bank, and reproducibility under ``torch.manual_seed``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from speech.audio import load_audio
+from speech.augment import AugmentConfig, SpecAugment, WaveformAugment, load_noise_bank, seed_everything
+from speech.features import lengths_to_mask
+
+torch.set_num_threads(1)
+
+RATE = 16000
+OFF = dict(time_shift_ms=0.0, gain_db=0.0)  # every piece off; tests switch on what they check
+
+
+def batch_of(lengths: list[int], seed: int = 0, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    wave = torch.zeros(len(lengths), width or max(lengths))
+    for i, n in enumerate(lengths):
+        wave[i, :n] = torch.randn(n, generator=g) * 0.1 + 0.05  # a DC offset: no sample is exactly zero
+    return wave, torch.tensor(lengths)
+
+
+def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> float:
+    return 10 * math.log10(float(clean.square().sum()) / float((noisy - clean).square().sum()))
+
+
+# --------------------------------------------------------------------------- time shift
+
+
+def test_time_shift_keeps_length_and_zero_fills():
+    torch.manual_seed(0)
+    aug = WaveformAugment(AugmentConfig(**{**OFF, "time_shift_ms": 50.0}), RATE)  # up to 800 samples
+    wave, lengths = batch_of([16000, 6000, 3000], width=16000)
+    out = aug.time_shift(wave, lengths)
+    assert out.shape == wave.shape
+    seen = set()
+    for i, n in enumerate(lengths.tolist()):
+        # find the shift: the output is the clip moved by s samples, zeros where nothing came in
+        nz = torch.nonzero(out[i]).flatten()
+        first, last = int(nz[0]), int(nz[-1])
+        s = first if first > 0 else -(n - 1 - last)
+        assert abs(s) <= 800
+        seen.add(s)
+        if s >= 0:
+            assert torch.equal(out[i, s:n], wave[i, : n - s]) and torch.all(out[i, :s] == 0)
+        else:
+            assert torch.equal(out[i, : n + s], wave[i, -s:n]) and torch.all(out[i, n + s : n] == 0)
+        assert torch.all(out[i, n:] == 0)  # nothing is shifted into the padding
+    assert len(seen) == 3  # each clip draws its own shift
+
+
+def test_forward_time_shift_leaves_lengths_alone():
+    torch.manual_seed(1)
+    aug = WaveformAugment(AugmentConfig(**{**OFF, "time_shift_ms": 100.0}), RATE)
+    wave, lengths = batch_of([8000, 4000])
+    out, out_lengths = aug(wave, lengths)
+    assert out.shape == wave.shape and torch.equal(out_lengths, lengths)
+
+
+# --------------------------------------------------------------------------- gain
+
+
+def test_gain_scales_each_clip_within_range():
+    torch.manual_seed(2)
+    aug = WaveformAugment(AugmentConfig(**{**OFF, "gain_db": 6.0}), RATE)
+    wave, lengths = batch_of([4000] * 16)
+    out, _ = aug(wave, lengths)
+    ratios = (out / wave)  # one factor per clip
+    factors = ratios[:, 0]
+    assert torch.allclose(ratios, factors[:, None].expand_as(ratios), rtol=1e-5)
+    gains_db = 20 * torch.log10(factors)
+    assert float(gains_db.abs().max()) <= 6.0 + 1e-4
+    assert float(gains_db.min()) < -1 and float(gains_db.max()) > 1  # really random, both ways
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@pytest.mark.parametrize("target", [0.0, 10.0, 25.0])
+def test_noise_is_added_at_the_requested_snr(target):
+    """Fixed SNR (min = max), noise with probability 1: the measured SNR over each clip's valid samples
+    is the target within 0.5 dB, and the padding stays zero."""
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(100_000, generator=g) * 0.3 + 0.1 * torch.sin(torch.arange(100_000) * 0.05)
+    config = AugmentConfig(**OFF, noise_prob=1.0, snr_db_min=target, snr_db_max=target)
+    aug = WaveformAugment(config, RATE, noise)
+    wave, lengths = batch_of([16000, 9000, 4000], seed=4)
+    wave[1] *= 10  # different levels: the noise follows each clip's level
+    torch.manual_seed(5)
+    out, out_lengths = aug(wave, lengths)
+    assert torch.equal(out_lengths, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert snr_db(wave[i, :n], out[i, :n]) == pytest.approx(target, abs=0.5)
+        assert torch.all(out[i, n:] == 0)
+
+
+def test_noise_snr_is_drawn_from_the_range(shared_dataset):
+    """Real noise recordings (the Speech Commands background noise) on real speech (FSDD): every clip's
+    SNR falls in [snr_db_min, snr_db_max]."""
+    noise = load_audio(shared_dataset("background_noise") / "running_tap.wav", RATE)
+    speech_clip = load_audio(shared_dataset("fsdd") / "recordings" / "4_yweweler_7.wav", RATE)
+    n = len(speech_clip)
+    wave = speech_clip[None].repeat(12, 1)
+    lengths = torch.full((12,), n)
+    aug = WaveformAugment(AugmentConfig(**OFF, noise_prob=1.0, snr_db_min=5.0, snr_db_max=15.0), RATE, noise)
+    torch.manual_seed(6)
+    out, _ = aug(wave, lengths)
+    snrs = [snr_db(wave[i], out[i]) for i in range(12)]
+    assert all(5.0 - 0.5 <= s <= 15.0 + 0.5 for s in snrs)
+    assert max(snrs) - min(snrs) > 3  # drawn, not fixed
+
+
+def test_noise_probability_and_silent_clips():
+    noise = torch.randn(50_000, generator=torch.Generator().manual_seed(7))
+    wave, lengths = batch_of([8000] * 40, seed=8)
+    wave[0] = 0.0  # a silent clip (the _silence_ class) gets noise at a random level instead of "SNR"
+    aug = WaveformAugment(AugmentConfig(**OFF, noise_prob=0.5, snr_db_min=10, snr_db_max=10), RATE, noise)
+    torch.manual_seed(9)
+    out = aug.add_noise(wave, lengths)
+    changed = [not torch.equal(out[i], wave[i]) for i in range(40)]
+    assert 8 <= sum(changed) <= 32  # about half
+    torch.manual_seed(9)
+    out_all = WaveformAugment(AugmentConfig(**OFF, noise_prob=1.0), RATE, noise).add_noise(wave, lengths)
+    assert torch.isfinite(out_all).all()
+    assert 0 < float(out_all[0].abs().max()) <= 0.3 * float(noise.abs().max()) + 1e-6
+    # a noise bank shorter than the batch is left out
+    short = WaveformAugment(AugmentConfig(**OFF, noise_prob=1.0), RATE, torch.ones(100))
+    assert torch.equal(short.add_noise(wave, lengths), wave)
+
+
+def test_load_noise_bank(tmp_path):
+    assert load_noise_bank(None, RATE) is None and load_noise_bank("", RATE) is None
+    sf.write(str(tmp_path / "a.wav"), np.full(800, 0.25), 8000, subtype="FLOAT")
+    (tmp_path / "sub").mkdir()
+    sf.write(str(tmp_path / "sub" / "b.wav"), np.linspace(-0.5, 0.1, 3000), RATE, subtype="FLOAT")
+    bank = load_noise_bank(str(tmp_path), RATE)
+    assert bank.ndim == 1 and len(bank) == 1600 + 3000  # a.wav resampled to 16 kHz
+    assert float(bank[:1600].abs().max()) == pytest.approx(1.0, abs=0.02)  # each recording peak-normalized
+    assert float(bank[1600:].abs().max()) == pytest.approx(1.0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no noise recordings found"):
+        load_noise_bank(str(tmp_path / "empty"), RATE)
+
+
+# --------------------------------------------------------------------------- speed
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_changes_length_by_the_factor(factor):
+    torch.manual_seed(10)
+    aug = WaveformAugment(AugmentConfig(**OFF, speed_prob=1.0, speeds=(factor,)), RATE)
+    t = torch.arange(16000) / RATE
+    tone = 0.5 * torch.sin(2 * math.pi * 440 * t)
+    wave = torch.zeros(2, 16000)
+    wave[0] = tone
+    wave[1, :8000] = tone[:8000]
+    out, lengths = aug(wave, torch.tensor([16000, 8000]))
+    expected = [math.ceil(16000 / factor), math.ceil(8000 / factor)]
+    assert lengths.tolist() == expected and out.shape[1] == expected[0]
+    # faster speech is shorter and higher: 440 Hz moves to 440 * factor
+    x = out[0].double().numpy()
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    assert np.argmax(spectrum) * RATE / len(x) == pytest.approx(440 * factor, abs=2.0)
+    # a padded clip comes out as it would alone, with zero padding after its new length
+    alone = AF.resample(tone[:8000], round(RATE * factor), RATE)
+    assert len(alone) == expected[1]
+    torch.testing.assert_close(out[1, : expected[1]], alone, rtol=0, atol=1e-5)
+    assert torch.all(out[1, expected[1]:] == 0)
+
+
+def test_speed_probability_zero_never_resamples():
+    aug = WaveformAugment(AugmentConfig(**OFF, speed_prob=0.0, speeds=(0.5,)), RATE)
+    wave, lengths = batch_of([4000, 2000])
+    out, out_lengths = aug(wave, lengths)
+    assert torch.equal(out, wave) and torch.equal(out_lengths, lengths)
+
+
+# --------------------------------------------------------------------------- SpecAugment
+
+
+def test_spec_augment_masks_with_zeros():
+    torch.manual_seed(11)
+    feats = torch.randn(4, 60, 40) + 5.0  # no zeros before masking
+    out = SpecAugment(AugmentConfig(freq_masks=2, freq_mask_width=8, time_masks=2, time_mask_width=10))(feats)
+    assert out.shape == feats.shape
+    kept = out == feats
+    assert torch.all(kept | (out == 0))  # every value is either unchanged or zeroed
+    for i in range(4):
+        zero_bins = (out[i] == 0).all(0)  # whole frequency bins
+        zero_frames = (out[i] == 0).all(1)  # whole frames
+        assert int(zero_bins.sum()) <= 2 * 8 and int(zero_frames.sum()) <= 2 * 10
+        # nothing else is zeroed: each zero lies in a masked bin or frame
+        assert torch.equal(out[i] == 0, zero_bins[None, :] | zero_frames[:, None])
+    assert int((out == 0).sum()) > 0
+
+
+def test_spec_augment_time_mask_width_limited_by_clip_length():
+    torch.manual_seed(12)
+    feats = torch.randn(8, 10, 5) + 5.0
+    out = SpecAugment(AugmentConfig(time_masks=1, time_mask_width=50))(feats)
+    for i in range(8):
+        assert int((out[i] == 0).all(1).sum()) <= 2  # at most a fifth of 10 frames
+
+
+def test_spec_augment_off_is_identity():
+    feats = torch.randn(2, 7, 3)
+    assert torch.equal(SpecAugment(AugmentConfig())(feats), feats)
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+
+def test_everything_is_reproducible_under_manual_seed():
+    noise = torch.randn(60_000, generator=torch.Generator().manual_seed(13))
+    config = AugmentConfig(time_shift_ms=100.0, gain_db=6.0, noise_prob=0.7, speed_prob=0.5, speeds=(0.9, 1.1),
+                           freq_masks=2, time_masks=2)
+    aug, spec = WaveformAugment(config, RATE, noise), SpecAugment(config)
+    wave, lengths = batch_of([16000, 12000, 5000], seed=14)
+    feats = torch.randn(3, 50, 40)
+
+    def run(seed: int):
+        torch.manual_seed(seed)
+        results = []
+        for _ in range(3):  # several steps: the generator state carries on
+            w, n = aug(wave, lengths)
+            results.append((w, n, spec(feats)))
+        return results
+
+    first, second, other = run(15), run(15), run(16)
+    for (w1, n1, f1), (w2, n2, f2) in zip(first, second):
+        assert torch.equal(w1, w2) and torch.equal(n1, n2) and torch.equal(f1, f2)
+    assert any(w1.shape != w3.shape or not torch.equal(w1, w3) for (w1, _, _), (w3, _, _) in zip(first, other))
+    # padding stays zero through the whole chain
+    for w, n, _ in first:
+        assert torch.all(w[~lengths_to_mask(n, w.shape[1])] == 0)
+
+
+def test_seed_everything_seeds_torch():
+    seed_everything(123)
+    a = torch.rand(3)
+    seed_everything(123)
+    assert torch.equal(torch.rand(3), a)

@@ -1,0 +1,262 @@
+"""Streaming building blocks: ring buffer, block resampler, RecognizeCommands smoothing, the energy VAD,
+the block queue, and true streaming (a unidirectional model chunk by chunk equals the whole clip)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speech.audio import resample
+from speech.features import FeatureConfig
+from speech.models import ModelConfig, SpeechModel
+from speech.recognizer import DecodeOptions, Recognizer
+from speech.streaming import (
+    END, BlockQueue, EnergyVAD, RecognizeCommands, RingBuffer, SmoothingConfig, StreamingModel,
+    StreamPipeline, StreamResampler, UtteranceTranscriber, VADConfig, score_detections, Detection, WordEvent,
+)
+from speech.text import CHARACTERS
+
+
+def chunks(n: int, seed: int, largest: int = 3000):
+    """Random chunk boundaries ``[(a, b), ...]`` covering ``range(n)`` (sizes 1..largest)."""
+    rng = np.random.default_rng(seed)
+    out, a = [], 0
+    while a < n:
+        b = min(n, a + int(rng.integers(1, largest)))
+        out.append((a, b))
+        a = b
+    return out
+
+
+# ------------------------------------------------------------------------------------- RingBuffer
+def test_ring_buffer_reads_by_absolute_index_with_zeros_before_the_start():
+    ring = RingBuffer(10)
+    data = np.arange(1, 26, dtype=np.float32)
+    for a, b in [(0, 3), (3, 4), (4, 17), (17, 25)]:
+        ring.write(data[a:b])
+    assert ring.total == 25
+    np.testing.assert_array_equal(ring.read(15, 25), data[15:25])
+    np.testing.assert_array_equal(ring.latest(4), data[21:25])
+    with pytest.raises(IndexError):
+        ring.read(14, 20)  # overwritten
+    with pytest.raises(IndexError):
+        ring.read(20, 26)  # not written yet
+    fresh = RingBuffer(8)
+    fresh.write(np.ones(3, np.float32))
+    np.testing.assert_array_equal(fresh.read(-2, 3), [0, 0, 1, 1, 1])
+
+
+# -------------------------------------------------------------------------------- StreamResampler
+@pytest.mark.parametrize("orig,new", [(44100, 16000), (48000, 16000), (8000, 16000), (16000, 16000)])
+def test_stream_resampler_equals_whole_signal_resampling(orig, new):
+    x = torch.randn(int(orig * 1.3) + 7) * 0.3
+    expected = resample(x, orig, new).numpy()
+    r = StreamResampler(orig, new)
+    pieces = [r.process(x[a:b].numpy()) for a, b in chunks(len(x), seed=orig)]
+    got = np.concatenate(pieces + [r.flush()])
+    assert len(got) == len(expected)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------ RecognizeCommands
+LABELS = ["yes", "no", "_silence_", "_unknown_"]
+
+
+def one_hot(label: str, p: float = 0.9) -> np.ndarray:
+    v = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1))
+    v[LABELS.index(label)] = p
+    return v
+
+
+def feed(smoother: RecognizeCommands, sequence: list[str], hop: float = 0.1, start: float = 0.0):
+    hits = []
+    for i, label in enumerate(sequence):
+        t = start + (i + 1) * hop
+        hit = smoother.process(t, one_hot(label))
+        if hit:
+            hits.append((round(t, 2), hit[0]))
+    return hits
+
+
+def test_recognize_commands_fires_once_per_word_and_never_for_silence_or_unknown():
+    smoother = RecognizeCommands(LABELS, SmoothingConfig(average_window_ms=300, detection_threshold=0.6,
+                                                         suppression_ms=500, minimum_count=3))
+    seq = ["_silence_"] * 10 + ["yes"] * 8 + ["_silence_"] * 10 + ["_unknown_"] * 10 + ["no"] * 6 + ["_silence_"] * 5
+    hits = feed(smoother, seq)
+    assert [label for _, label in hits] == ["yes", "no"]
+    # "yes" needs its average over the 300 ms window (3 hops) to pass 0.6: the 2nd "yes" window at 1.2 s
+    assert hits[0][0] == pytest.approx(1.2)
+
+
+def test_recognize_commands_repeats_a_word_only_after_it_faded_and_the_suppression_time():
+    cfg = SmoothingConfig(average_window_ms=300, detection_threshold=0.6, suppression_ms=1000, minimum_count=3)
+    smoother = RecognizeCommands(LABELS, cfg)
+    # "yes yes" with a short gap: the second one is inside the suppression time -> one detection
+    assert [label for _, label in feed(smoother, ["yes"] * 4 + ["_silence_"] * 3 + ["yes"] * 4)] == ["yes"]
+    # the same word held for 3 s fires once (it never faded)
+    smoother = RecognizeCommands(LABELS, cfg)
+    assert len(feed(smoother, ["yes"] * 30)) == 1
+    # after fading and past the suppression time it fires again
+    smoother = RecognizeCommands(LABELS, cfg)
+    assert [label for _, label in feed(smoother, ["yes"] * 4 + ["_silence_"] * 12 + ["yes"] * 4)] == ["yes", "yes"]
+
+
+def test_recognize_commands_needs_the_minimum_count_and_the_threshold():
+    smoother = RecognizeCommands(LABELS, SmoothingConfig(average_window_ms=1000, detection_threshold=0.6,
+                                                         suppression_ms=0, minimum_count=5))
+    assert feed(smoother, ["yes"] * 4) == []  # only 4 windows so far
+    assert [label for _, label in feed(smoother, ["yes"], start=0.4)] == ["yes"]
+    low = RecognizeCommands(LABELS, SmoothingConfig(detection_threshold=0.95, minimum_count=1))
+    assert feed(low, ["yes"] * 10) == []  # 0.9 < 0.95
+
+
+# ------------------------------------------------------------------------------------- EnergyVAD
+def bursts(rate: int, spans: list[tuple[float, float]], seconds: float, noise_db: float = -55.0,
+           seed: int = 0, noise_ramp: tuple[float, float] | None = None) -> np.ndarray:
+    """Noise at ``noise_db`` with 300 Hz tone bursts (-20 dBFS) over ``spans`` (seconds)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    noise = rng.standard_normal(n) * 10 ** (noise_db / 20)
+    if noise_ramp is not None:  # noise level steps up at noise_ramp[0] s to noise_ramp[1] dBFS
+        k = int(noise_ramp[0] * rate)
+        noise[k:] *= 10 ** ((noise_ramp[1] - noise_db) / 20)
+    t = np.arange(n) / rate
+    for a, b in spans:
+        m = (t >= a) & (t < b)
+        noise[m] += 0.1 * np.sqrt(2) * np.sin(2 * np.pi * 300 * t[m])
+    return noise.astype(np.float32)
+
+
+def run_vad(vad: EnergyVAD, audio: np.ndarray, rate: int) -> list[tuple[float, float]]:
+    events = []
+    for a, b in chunks(len(audio), seed=3, largest=1000):
+        events += vad.process(audio[a:b])
+    events += vad.flush()
+    starts = [s / rate for kind, s in events if kind == "start"]
+    ends = [s / rate for kind, s in events if kind == "end"]
+    return list(zip(starts, ends))
+
+
+def test_energy_vad_finds_utterances_with_hangover():
+    rate = 16000
+    # two bursts 0.15 s apart are one utterance (hangover 0.3 s); the third is separate
+    audio = bursts(rate, [(1.0, 1.4), (1.55, 1.9), (3.0, 3.5)], 5.0)
+    found = run_vad(EnergyVAD(rate, VADConfig(hangover_ms=300)), audio, rate)
+    assert len(found) == 2
+    (s1, e1), (s2, e2) = found
+    assert s1 == pytest.approx(1.0, abs=0.03) and e1 == pytest.approx(1.9 + 0.3, abs=0.05)
+    assert s2 == pytest.approx(3.0, abs=0.03) and e2 == pytest.approx(3.5 + 0.3, abs=0.05)
+
+
+def test_energy_vad_noise_floor_adapts_to_louder_noise():
+    rate = 16000
+    # the noise steps up by 25 dB at 1 s and stays: at most one (forced-short) utterance, then the
+    # floor has caught up and a burst above the new noise is still found
+    audio = bursts(rate, [(12.0, 12.5)], 14.0, noise_db=-60, noise_ramp=(1.0, -35.0))
+    found = run_vad(EnergyVAD(rate, VADConfig(max_utterance_s=8.0)), audio, rate)
+    assert len(found) <= 2
+    assert found[-1][0] == pytest.approx(12.0, abs=0.05)
+
+
+def test_energy_vad_ignores_clicks_and_silence():
+    rate = 16000
+    audio = bursts(rate, [(1.0, 1.03)], 3.0)  # 30 ms click, shorter than min_speech_ms
+    assert run_vad(EnergyVAD(rate, VADConfig(min_speech_ms=60)), audio, rate) == []
+    assert run_vad(EnergyVAD(rate), np.zeros(rate * 2, np.float32), rate) == []
+
+
+# ------------------------------------------------------------------------------------- BlockQueue
+class Flags:
+    input_overflow = True
+
+    def __bool__(self):
+        return True
+
+
+def test_block_queue_callback_never_blocks_and_counts_overflows_and_drops():
+    q = BlockQueue(max_blocks=2)
+    block = np.zeros((160, 1), np.float32)
+    for _ in range(5):
+        q.callback(block, 160, None, None)
+    q.callback(block, 160, None, Flags())
+    assert q.dropped == 4 and q.overflows == 1
+    q.close("device gone")  # room is made for the end marker
+    got = [q.get(0.1) for _ in range(2)]
+    assert got[-1] is END and q.error == "device gone"
+
+
+# ------------------------------------------------------------------------------- true streaming
+def random_model(head: str, subsampling: str = "stack", factor: int = 2, seed: int = 0) -> SpeechModel:
+    torch.manual_seed(seed)
+    labels = CHARACTERS if head == "ctc" else ["yes", "no", "_silence_", "_unknown_"]
+    model = SpeechModel(
+        ModelConfig(head=head, hidden_size=24, num_layers=2, bidirectional=False, subsampling=subsampling,
+                    subsampling_factor=factor, dropout=0.0),
+        FeatureConfig(n_mels=20), labels).eval()
+    model.front_end.set_statistics(torch.randn(20) * 3 - 40, torch.rand(20) * 5 + 5)
+    return model
+
+
+@pytest.mark.parametrize("subsampling,factor", [("stack", 2), ("conv", 3), ("none", 1)])
+def test_streaming_ctc_outputs_equal_whole_clip_outputs(subsampling, factor):
+    model = random_model("ctc", subsampling, factor)
+    x = torch.randn(16000 + 1234) * 0.1
+    with torch.no_grad():
+        whole, lengths = model(x[None], torch.tensor([len(x)]))
+    stream = StreamingModel(model)
+    outs = [stream.push(x[a:b].numpy()) for a, b in chunks(len(x), seed=factor)]
+    outs.append(stream.finish())
+    got = torch.cat(outs)
+    assert got.shape == whole[0].shape == (int(lengths[0]), len(CHARACTERS) + 1)
+    torch.testing.assert_close(got, whole[0], atol=1e-5, rtol=1e-5)
+    # reset() starts a new stream: one push of everything gives the same again
+    stream.reset()
+    again = torch.cat([stream.push(x.numpy()), stream.finish()])
+    torch.testing.assert_close(again, whole[0], atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_classifier_pools_like_the_whole_clip():
+    model = random_model("classification")
+    x = torch.randn(12000) * 0.1
+    with torch.no_grad():
+        whole, _ = model(x[None], torch.tensor([len(x)]))
+    stream = StreamingModel(model)
+    for a, b in chunks(len(x), seed=7):
+        stream.push(x[a:b].numpy())
+    torch.testing.assert_close(stream.finish(), whole[0], atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_refuses_bidirectional_models():
+    model = SpeechModel(ModelConfig(hidden_size=8, num_layers=1), FeatureConfig(n_mels=20), ["a", "b"])
+    with pytest.raises(ValueError, match="bidirectional=false"):
+        StreamingModel(model)
+
+
+def test_streaming_transcriber_decodes_like_the_whole_utterance():
+    """The CTC stage with ``streaming=True`` (GRU run as audio arrives) gives the same answers and scores
+    as decoding each whole utterance."""
+    recognizer = Recognizer(random_model("ctc", seed=1))
+    options = DecodeOptions(top_k=1, grammar=["yes", "no", "up", "down"])
+    audio = bursts(16000, [(0.5, 0.9), (2.0, 2.6)], 3.5)
+
+    def run(streaming: bool):
+        pipeline = StreamPipeline(UtteranceTranscriber(recognizer, options, streaming=streaming), 16000, 16000)
+        found = []
+        for a, b in chunks(len(audio), seed=5, largest=1600):
+            found += pipeline.push(audio[a:b])
+        return found + pipeline.finish()
+
+    whole, streamed = run(False), run(True)
+    assert len(whole) == 2
+    assert [(d.label, d.start, d.end) for d in streamed] == [(d.label, d.start, d.end) for d in whole]
+    np.testing.assert_allclose([d.score for d in streamed], [d.score for d in whole], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------- scoring
+def test_score_detections_matches_each_word_once_within_the_tolerance():
+    events = [WordEvent("yes", 1.0, 1.5), WordEvent("no", 4.0, 4.4)]
+    dets = [Detection(1.7, "yes", 0.9, 0, 0), Detection(1.9, "yes", 0.8, 0, 0),  # the 2nd is a false accept
+            Detection(4.3, "yes", 0.7, 0, 0), Detection(6.5, "no", 0.9, 0, 0)]  # wrong label; too late
+    hits, false, latencies = score_detections(dets, events, tolerance=1.5)
+    assert (hits, false) == (1, 3)
+    assert latencies == [pytest.approx(0.2)]

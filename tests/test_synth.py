@@ -1,0 +1,215 @@
+"""``speech synth``: engines, determinism, resume, the filter, noise generators."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech.data.manifest import read_manifest
+from speech.synth import (
+    ENGINES,
+    ClipSettings,
+    ClipSpec,
+    available_voices,
+    center_in_clip,
+    clip_spec,
+    items_from_phrases,
+    items_from_words,
+    main,
+    make_noise,
+    plan_clips,
+    postprocess,
+    render,
+    synthesize,
+    write_noise,
+)
+
+BINARIES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng"}
+
+
+def engine_installed(engine: str) -> bool:
+    if engine == "piper":
+        return importlib.util.find_spec("piper") is not None
+    return shutil.which(BINARIES[engine]) is not None or (engine == "espeak" and shutil.which("espeak") is not None)
+
+
+def voices_or_skip(engine: str) -> list[str]:
+    """The engine's voices; skip only when its binary (or Python package) is absent."""
+    if not engine_installed(engine):
+        pytest.skip(f"{engine} not installed ({BINARIES.get(engine, 'python package piper-tts')} missing)")
+    voices, reason = available_voices(engine)
+    assert voices, f"{engine} is installed but unusable: {reason}"
+    return voices
+
+
+def first_subprocess_engine() -> tuple[str, list[str]]:
+    for engine in ("flite", "espeak", "festival"):
+        if engine_installed(engine):
+            return engine, available_voices(engine)[0]
+    pytest.skip("no subprocess engine (flite, espeak-ng, festival) installed")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_makes_16k_mono_clips_and_manifest(engine, tmp_path):
+    voices = voices_or_skip(engine)
+    summary = synthesize(items_from_words(["yes", "seven"]), tmp_path, variants=1, progress=False, voices={engine: voices})
+    assert not summary.errors, summary.errors
+    rows = read_manifest(tmp_path / "synth.jsonl")
+    dropped = [json.loads(line) for line in (tmp_path / "filtered.jsonl").read_text().splitlines()]
+    assert len(rows) + len(dropped) == 2 and len(rows) >= 1, dropped
+    speaker = f"{engine}:{clip_spec(voices, 0, engine, 'yes', 'yes', 0).voice}:0"
+    for row in rows:
+        assert row.label in ("yes", "seven") and row.text == row.label
+        assert row.speaker == speaker
+        info = sf.info(row.audio_filepath)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert row.duration == pytest.approx(info.frames / 16000, abs=1e-3)
+        assert 1.0 <= row.duration <= 1.6  # centred in 1 s, or kept whole when longer
+        audio, _ = sf.read(row.audio_filepath)
+        assert np.abs(audio).max() > 0.2  # peak-normalized to -12..-1 dBFS
+        assert np.sqrt(np.mean(audio**2)) > 0.005
+    stats = [json.loads(line) for line in (tmp_path / "synth_stats.jsonl").read_text().splitlines()]
+    assert all(0.15 <= s["speech_seconds"] <= 1.5 for s in stats if not s["reason"])
+
+
+@pytest.mark.parametrize("engine", ["flite", "festival"])
+def test_every_voice_renders(engine, tmp_path):
+    for voice in voices_or_skip(engine):
+        spec = ClipSpec(engine, voice, 0, "go", "go", rate=1.0, semitones=1.0, peak_db=-3.0)
+        audio, rate = render(spec, tmp_path)
+        assert rate in (8000, 16000, 22050, 32000, 48000) and len(audio) > 0.1 * rate, voice
+        assert np.abs(audio).max() > 0.01, voice
+
+
+def test_same_seed_same_parameters():
+    voices = {"flite": ["kal16", "awb", "rms"], "espeak": ["en-us", "en-gb+f2", "en-us+m3", "en-029"]}
+    items = items_from_words(["yes", "no", "marvin"])
+    assert plan_clips(items, voices, 6, seed=3) == plan_clips(items, voices, 6, seed=3)
+    assert plan_clips(items, voices, 6, seed=3) != plan_clips(items, voices, 6, seed=4)
+    # A clip's parameters do not depend on what else is planned (order, other words, other engines).
+    alone = plan_clips([("no", "no")], {"espeak": voices["espeak"]}, 6, seed=3)
+    assert alone == [s for s in plan_clips(items[::-1], voices, 6, seed=3) if s.label == "no" and s.engine == "espeak"]
+
+
+def test_speaker_is_consistent_across_words_and_voices_are_dealt_out():
+    voices = ["a", "b", "c", "d"]
+    yes = [clip_spec(voices, 0, "espeak", "yes", "yes", i) for i in range(8)]
+    no = [clip_spec(voices, 0, "espeak", "no", "no", i) for i in range(8)]
+    assert [(s.voice, s.semitones) for s in yes] == [(s.voice, s.semitones) for s in no]
+    assert sorted(s.voice for s in yes[:4]) == voices and sorted(s.voice for s in yes[4:]) == voices
+    assert [s.rate for s in yes] != [s.rate for s in no]  # per-clip jitter
+
+
+def test_resume_keeps_files_and_carries_other_runs(tmp_path):
+    engine, voices = first_subprocess_engine()
+    items = items_from_words(["yes", "no"])
+    first = synthesize(items, tmp_path, variants=2, progress=False, voices={engine: voices})
+    assert sum(first.made.values()) == 4
+    files = sorted((tmp_path / "audio").rglob("*.wav")) + sorted((tmp_path / "filtered").rglob("*.wav"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    manifest = (tmp_path / "synth.jsonl").read_text()
+    second = synthesize(items, tmp_path, variants=2, progress=False, voices={engine: voices})
+    assert sum(second.made.values()) == 0 and sum(second.existing.values()) == 4
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    assert (tmp_path / "synth.jsonl").read_text() == manifest
+    files[0].unlink()  # a lost file is made again, alone
+    third = synthesize(items, tmp_path, variants=2, progress=False, voices={engine: voices})
+    assert sum(third.made.values()) == 1 and files[0].is_file()
+    # A run for another word keeps the earlier clips in the manifest.
+    synthesize(items_from_words(["up"]), tmp_path, variants=1, progress=False, voices={engine: voices})
+    labels = {row.label for row in read_manifest(tmp_path / "synth.jsonl")}
+    assert {"yes", "no", "up"} <= labels | {r["label"] for r in map(json.loads, (tmp_path / "filtered.jsonl").read_text().splitlines())}
+
+
+def test_keep_callback_moves_rejected_clips(tmp_path):
+    engine, voices = first_subprocess_engine()
+    synthesize(items_from_words(["yes", "no"]), tmp_path, variants=1, progress=False, voices={engine: voices}, keep=lambda path, label: label != "yes")
+    assert {row.label for row in read_manifest(tmp_path / "synth.jsonl")} <= {"no"}
+    rejected = [json.loads(line) for line in (tmp_path / "filtered.jsonl").read_text().splitlines()]
+    assert [(r["label"], r["reason"]) for r in rejected] == [("yes", "rejected")]
+    assert (tmp_path / rejected[0]["audio_filepath"]).is_file()
+
+
+def _spec(text: str = "yes") -> ClipSpec:
+    return ClipSpec("test", "v", 0, text.replace(" ", "_"), text, rate=1.0, semitones=0.0, peak_db=-6.0)
+
+
+def _tone(seconds: float, rate: int = 16000, amplitude: float = 0.3, pad: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    silence = np.zeros(int(pad * rate))
+    return np.concatenate([silence, amplitude * np.sin(2 * np.pi * 220 * t), silence]).astype(np.float32)
+
+
+def test_filter_reasons_trim_and_centring():
+    settings = ClipSettings()
+    audio, stats = postprocess(_tone(0.4, 22050, pad=0.25)[: int(22050 * 0.9)], 22050, _spec(), settings)
+    assert stats["reason"] is None and stats["speech_seconds"] == pytest.approx(0.4, abs=0.02)
+    assert len(audio) == 16000 and 20 * np.log10(np.abs(audio).max()) == pytest.approx(-6.0, abs=0.1)
+    nonzero = np.flatnonzero(np.abs(audio) > 1e-4)
+    assert abs((nonzero[0] + nonzero[-1]) / 2 - 8000) < 200  # centred
+    assert postprocess(np.zeros(16000, np.float32), 16000, _spec(), settings)[1]["reason"] == "silent"
+    assert postprocess(_tone(0.08), 16000, _spec(), settings)[1]["reason"] == "too_short"
+    assert postprocess(_tone(1.8), 16000, _spec(), settings)[1]["reason"] == "too_long"
+    long_phrase, stats = postprocess(_tone(1.8), 16000, _spec("turn on the light"), settings)
+    assert stats["reason"] is None and stats["over_clip"] and len(long_phrase) > 16000
+    clipped = np.clip(_tone(0.5, amplitude=3.0), -1, 1)
+    assert postprocess(clipped, 16000, _spec(), settings)[1]["reason"] == "clipped"
+    assert len(center_in_clip(np.ones(10, np.float32), 4)) == 10
+
+
+def test_items_from_words_and_phrases():
+    assert items_from_words(["Yes", " no", "yes", ""]) == [("yes", "yes"), ("no", "no")]
+    assert items_from_phrases(["Turn  on the Light", "# comment", "", "stop"]) == [("turn_on_the_light", "turn on the light"), ("stop", "stop")]
+
+
+def test_cli_words_and_usage_errors(tmp_path, capsys):
+    engine, _ = first_subprocess_engine()
+    out = tmp_path / "out"
+    assert main(["--words", "yes,no", "--out", str(out), "--engines", engine, "--variants", "2", "--jobs", "2", "--quiet"]) == 0
+    assert len(read_manifest(out / "synth.jsonl")) + len((out / "filtered.jsonl").read_text().splitlines()) == 4
+    assert main(["--words", "yes"]) == 2  # no --out
+    assert main(["--words", "yes", "--out", str(out), "--engines", "nope"]) == 2
+    assert main(["--phrases", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+
+
+def _slope(noise: np.ndarray, rate: int, lo: float = 50.0, hi: float = 4000.0) -> float:
+    """Log-log slope of the averaged periodogram between lo and hi Hz (0 white, -1 pink, -2 brown)."""
+    n = 4096
+    frames = noise[: len(noise) // n * n].reshape(-1, n) * np.hanning(n)
+    psd = np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    band = (freqs >= lo) & (freqs <= hi)
+    return float(np.polyfit(np.log10(freqs[band]), np.log10(psd[band]), 1)[0])
+
+
+@pytest.mark.parametrize("kind,slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_colored_noise_spectral_slope(kind, slope):
+    noise = make_noise(kind, 10.0, 16000, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and len(noise) == 160000
+    assert np.sqrt(np.mean(noise**2)) == pytest.approx(0.1, rel=0.05) and np.abs(noise).max() <= 0.99
+    assert _slope(noise, 16000) == pytest.approx(slope, abs=0.2)
+
+
+def test_hum_peaks_at_mains_frequency():
+    for seed in range(4):
+        hum = make_noise("hum", 2.0, 16000, np.random.default_rng(seed))
+        spectrum = np.abs(np.fft.rfft(hum))
+        peak = np.fft.rfftfreq(len(hum), 1 / 16000)[np.argmax(spectrum)]
+        assert peak in (50.0, 60.0)
+
+
+def test_babble_needs_clips_and_noise_files(tmp_path):
+    with pytest.raises(ValueError, match="babble"):
+        make_noise("babble", 1.0, 16000, np.random.default_rng(0))
+    clip = tmp_path / "speech.wav"
+    sf.write(clip, _tone(0.5), 16000)
+    babble = make_noise("babble", 2.0, 16000, np.random.default_rng(0), clips=[clip])
+    assert len(babble) == 32000 and np.abs(babble).max() > 0.05
+    written = write_noise(tmp_path / "noise", 1.0, 16000, seed=0, babble_from=[clip])
+    assert sorted(p.name for p in written) == ["babble.wav", "brown.wav", "hum.wav", "pink.wav", "white.wav"]
+    assert all(sf.info(p).samplerate == 16000 and sf.info(p).duration == pytest.approx(1.0) for p in written)

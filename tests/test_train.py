@@ -1,0 +1,146 @@
+"""Training: Hydra composition and typed configs, recipe smoke runs on tiny real slices, resume after a
+kill, and two-process DDP on CPU. Real audio, real training steps, tiny models."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from speech.checkpoint import load_model, read_payload
+from speech.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.hidden_size=24", "model.num_layers=1", "features.n_mels=20", "trainer.progress=false",
+        "trainer.tensorboard=false", "trainer.stats_batches=2"]
+
+
+def run_train(*overrides: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``speech train`` as a real subprocess, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "speech.train", *overrides], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def fsdd_prepared(shared_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fsdd")
+    assert cli_main(["prepare", "fsdd", "--root", str(shared_dataset("fsdd")), "--split", "loso", "--out", str(out)]) == 0
+    return out
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_misspelt_key_fails_with_hydras_message(tmp_path):
+    proc = run_train("recipe=fsdd_digits", "model.hiden_size=64", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "hiden_size" in proc.stderr and "ModelConfig" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_recipe_is_a_one_line_error():
+    proc = run_train("recipe=no_such_recipe")
+    assert proc.returncode != 0
+    assert "unknown recipe 'no_such_recipe'" in proc.stderr and "fsdd_digits" in proc.stderr
+
+
+def test_fsdd_digits_smoke_run_writes_a_self_describing_model(fsdd_prepared, tmp_path):
+    run = tmp_path / "run"
+    proc = run_train("recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_theo", "data.max_items=96",
+                     "trainer.max_epochs=2", f"hydra.run.dir={run}", *TINY, "trainer.tensorboard=true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = read_metrics(run)
+    assert [m["epoch"] for m in metrics if "epoch" in m] == [0, 1]
+    assert all("valid_accuracy" in m for m in metrics if "epoch" in m)
+    assert metrics[-1]["final"] and 0.0 <= metrics[-1]["test_accuracy"] <= 1.0
+    assert (run / ".hydra" / "config.yaml").is_file() and list((run / "tb").iterdir())
+    payload = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
+    assert payload["labels"] == sorted(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    assert payload["sample_rate"] == 16000 and payload["feature_config"]["f_max"] == 4000.0
+    assert payload["info"]["config"]["data"]["fold"] == "fold_theo"
+    model = load_model(run / "model.pt")
+    assert not torch.equal(model.front_end.std, torch.ones_like(model.front_end.std))  # global statistics saved
+
+
+def test_digit_strings_ctc_smoke_run(fsdd_prepared, tmp_path):
+    run = tmp_path / "run"
+    proc = run_train("recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas",
+                     "data.train_size=24", "data.eval_size=8", "data.max_items=200", "trainer.max_epochs=1",
+                     f"hydra.run.dir={run}", *TINY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    final = read_metrics(run)[-1]
+    assert {"test_cer", "test_wer", "test_sequence_accuracy"} <= set(final)
+    payload = read_payload(run / "model.pt")
+    assert payload["model_config"]["head"] == "ctc" and payload["labels"][1] == "a"
+
+
+def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
+    """The recipe's own prepare step on a real Speech Commands layout (the v1 sample) with noise."""
+    run, data = tmp_path / "run", tmp_path / "data"
+    prepare = (f"speech-commands --root {shared_dataset('speech_commands_v1_sample')} --version 1 --task 12 "
+               f"--noise-dir {shared_dataset('background_noise')}")
+    proc = run_train("recipe=speech_commands", f"data.root={data}", f"data.prepare='{prepare}'",
+                     "data.cache_dir=null", "data.batch_size=16", "trainer.max_epochs=1", f"hydra.run.dir={run}", *TINY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (data / "train.jsonl").is_file()
+    payload = read_payload(run / "model.pt")
+    assert set(payload["labels"]) == {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+                                      "_unknown_", "_silence_"}
+
+
+def test_multirun_sweeps(fsdd_prepared, tmp_path):
+    proc = run_train("recipe=fsdd_digits", "--multirun", f"data.root={fsdd_prepared}", "data.max_items=32",
+                     "trainer.max_epochs=1", "trainer.seed=1,2", f"hydra.sweep.dir={tmp_path}", *TINY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "0" / "model.pt").is_file() and (tmp_path / "1" / "model.pt").is_file()
+
+
+def test_resume_after_kill_ends_with_the_same_model(fsdd_prepared, tmp_path):
+    common = ["recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.max_items=64", "trainer.max_epochs=3",
+              "augment.noise_prob=0.5", *TINY]
+    reference = tmp_path / "reference"
+    assert run_train(*common, f"hydra.run.dir={reference}").returncode == 0
+
+    interrupted = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "speech.train", *common, f"hydra.run.dir={interrupted}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = interrupted / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.is_file(), "the run ended before writing its first checkpoint"
+    assert not (interrupted / "model.pt").exists()
+    resumed = run_train(*common, f"hydra.run.dir={interrupted}", "trainer.resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stderr
+    a, b = read_payload(reference / "model.pt")["state_dict"], read_payload(interrupted / "model.pt")["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_two_process_ddp_on_cpu_keeps_ranks_in_sync(fsdd_prepared, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "speech.train", "recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.max_items=64",
+         "trainer.max_epochs=1", "trainer.device=cpu", f"hydra.run.dir={run}", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    assert results["world_size"] == 2
+    first, second = results["rank_weight_checksums"]
+    assert first == second
+    assert (run / "model.pt").is_file()
