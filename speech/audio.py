@@ -125,7 +125,7 @@ def load_audio_native(
         raise AudioError(path, f"truncated audio data: header says {frames} frames, read {start + data.shape[0]}")
     data = to_mono(data)
     check_samples(data, path)
-    return np.ascontiguousarray(data, dtype=np.float32), rate
+    return np.ascontiguousarray(np.clip(data, -1.0, 1.0), dtype=np.float32), rate
 
 
 def save_audio(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:

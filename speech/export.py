@@ -95,40 +95,6 @@ def _check_metadata(meta: object, path: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ export
-def slice_deltas(specgram: torch.Tensor, win_length: int = 5, mode: str = "replicate") -> torch.Tensor:
-    """``torchaudio.functional.compute_deltas`` written with slices instead of a grouped conv1d.
-
-    torchaudio's version reshapes to ``(1, batch * dims, time)`` and convolves with ``groups = batch *
-    dims``: the traced graph bakes the example's batch size into ``groups`` (TorchScript then fails on
-    other batch sizes) and the ONNX exporter rejects the kernel of unknown shape. This one gives the same
-    values (to float rounding) and traces to ``Pad`` + ``Slice`` ops with dynamic batch and time.
-    """
-    n = (win_length - 1) // 2
-    denom = n * (n + 1) * (2 * n + 1) / 3
-    shape = specgram.shape
-    x = specgram.reshape(-1, shape[-2], shape[-1]) if specgram.dim() != 3 else specgram
-    padded = torch.nn.functional.pad(x, (n, n), mode=mode)
-    time = x.shape[-1]
-    out = torch.zeros_like(x)
-    for k in range(1, n + 1):
-        out = out + k * (padded[..., n + k : n + k + time] - padded[..., n - k : n - k + time])
-    return (out / denom).reshape(shape)
-
-
-@contextmanager
-def exportable_ops():
-    """While tracing, swap ops that do not trace with dynamic shapes for equivalent ones (see
-    :func:`slice_deltas`); the originals are restored afterwards."""
-    import torchaudio.functional as taf
-
-    original = taf.compute_deltas
-    taf.compute_deltas = slice_deltas
-    try:
-        yield
-    finally:
-        taf.compute_deltas = original
-
-
 @contextmanager
 def _quiet_fd1():
     """Send file descriptor 1 to /dev/null: the ONNX exporter's C++ side prints the whole graph to stdout
@@ -201,7 +167,7 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool 
     out_axes = {0: "batch", 1: "frames"} if model.is_ctc else {0: "batch"}
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), exportable_ops(), _quiet_fd1():
+        with warnings.catch_warnings(), _quiet_fd1():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 exported,
@@ -246,7 +212,7 @@ def export_torchscript(model, path: str | os.PathLike, *, check: bool = True) ->
     exported = prepare_for_export(model)
     waveform, lengths = example_batch(model.sample_rate)
     try:
-        with warnings.catch_warnings(), torch.no_grad(), exportable_ops():
+        with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(exported, (waveform, lengths), check_trace=False)
     except Exception as err:

@@ -58,8 +58,8 @@ def test_cache_holds_the_decoded_clips(fsdd_rows):
 
 
 def test_cache_dir_is_reused_without_decoding(tmp_path, fsdd_rows, capsys):
-    """The second construction maps the cache file written by the first: same samples, and the source
-    files are not read again (they are gone)."""
+    """The second construction maps the cache file written by the first (same samples, no new cache
+    file, nothing decoded: the bad files are not reported again); a changed source file makes a new cache."""
     clips = tmp_path / "clips"
     rows = []
     for i, row in enumerate(fsdd_rows[:6]):
@@ -79,19 +79,25 @@ def test_cache_dir_is_reused_without_decoding(tmp_path, fsdd_rows, capsys):
     assert isinstance(first.samples, np.memmap)
     assert sorted(p.suffix for p in cache_dir.iterdir()) == [".int16", ".json"]  # no temp files left
 
-    for p in clips.iterdir():
-        p.unlink()
     second = DecodedAudioCache(rows, RATE, cache_dir=str(cache_dir))
     assert capsys.readouterr().err == ""
     assert isinstance(second.samples, np.memmap)
+    assert len(list(cache_dir.glob("*.int16"))) == 1
     assert second.kept == first.kept and np.array_equal(second.offsets, first.offsets)
     for i in range(len(first)):
         assert torch.equal(second[i], first[i])
 
+    # a source file that changed (size/modification time) is decoded again into a new cache
+    data, rate = sf.read(fsdd_rows[7].audio_filepath)
+    write_wav(clips / "0.wav", data, rate)
+    third = DecodedAudioCache(rows, RATE, cache_dir=str(cache_dir))
+    assert len(list(cache_dir.glob("*.int16"))) == 2
+    assert abs(third.length(0) - len(data) * RATE / rate) <= 1
+    assert capsys.readouterr().err.count("skipping") == 2  # decoded again: the bad files are reported again
+
     # another clip list or rate is another cache
     other = DecodedAudioCache(rows[:1], 8000, cache_dir=str(cache_dir))
-    assert len(other) == 0 and len(list(cache_dir.glob("*.int16"))) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert len(other) == 1 and len(list(cache_dir.glob("*.int16"))) == 3
 
 
 def test_cache_reads_offset_and_duration(tmp_path):

@@ -21,6 +21,14 @@ from speech.audio import AudioError, load_audio
 from speech.data.manifest import Utterance
 
 
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return -1, -1
+
+
 class DecodedAudioCache:
     """All clips of a manifest decoded once to int16 at one sample rate, stored end to end.
 
@@ -31,8 +39,9 @@ class DecodedAudioCache:
 
     def __init__(self, utterances: Sequence[Utterance], sample_rate: int, cache_dir: str | None = None, verbose: bool = True):
         self.sample_rate = sample_rate
-        key = hashlib.sha1(
-            json.dumps([sample_rate] + [(u.audio_filepath, u.offset, u.duration) for u in utterances]).encode()
+        key = hashlib.sha1(  # clip list, rate, and each file's size and modification time
+            json.dumps([sample_rate] + [(u.audio_filepath, u.offset, u.duration, *_stat(u.audio_filepath))
+                                        for u in utterances]).encode()
         ).hexdigest()[:16]
         paths = None
         if cache_dir:
