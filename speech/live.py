@@ -34,8 +34,8 @@ examples:
   speech listen --model run/model.pt --input-file stream.wav --fast
   speech listen --model commands-ctc --grammar phrases.txt
 
-classifiers: every --hop-ms the model scores its window (the last --window seconds of audio); the
-posteriors of the last --average-window-ms are averaged; a command fires when its average reaches
+classifiers: every --hop-ms the model scores its window (the last clip_seconds of audio it was
+trained on, 1 s for Speech Commands); the posteriors of the last --average-window-ms are averaged; a command fires when its average reaches
 --threshold, at least --minimum-count windows were averaged and --suppression-ms passed since the last
 detection. _silence_ and _unknown_ never fire.
 CTC models: an energy gate (adaptive noise floor, --vad-start-db above it, --vad-hangover-ms) cuts
@@ -318,6 +318,10 @@ def run(args: argparse.Namespace) -> int:
         check_arguments(args)
         recognizer = load_recognizer(args.model, "cpu", batch_size=64)
         stage = build_stage(recognizer, args)
+        try:
+            saver = DetectionSaver(args.save_detections, recognizer.sample_rate) if args.save_detections else None
+        except OSError as err:
+            raise UsageError(f"--save-detections {args.save_detections}: {err.strerror or err}") from None
         source, name = open_source(args)
     except (UsageError, AudioError, DeviceError) as err:
         error(str(err))
@@ -326,10 +330,17 @@ def run(args: argparse.Namespace) -> int:
     pipeline = StreamPipeline(stage, source.sample_rate, recognizer.sample_rate)
     blocks = BlockQueue()
     display = Display(sys.stdout, json_lines=args.json)
-    saver = DetectionSaver(args.save_detections, recognizer.sample_rate) if args.save_detections else None
+    count = [0]
 
     def on_detection(d) -> None:
-        display.detection(d, saver.save(d) if saver else None)
+        count[0] += 1
+        path = None
+        if saver is not None:
+            try:
+                path = saver.save(d)
+            except OSError as err:  # a full disk must not stop listening
+                error(f"--save-detections: cannot write {d.label!r} ({err.strerror or err})")
+        display.detection(d, path)
 
     realtime = not (args.input_file and args.fast)
     previous_term = _stop_on_sigterm()
@@ -355,8 +366,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # between blocks: still a clean stop
         from speech.streaming import StreamSummary
 
-        summary = StreamSummary(seconds=pipeline.seconds, overflows=blocks.overflows, dropped=blocks.dropped,
-                                interrupted=True)
+        summary = StreamSummary(seconds=pipeline.seconds, detections=count[0], overflows=blocks.overflows,
+                                dropped=blocks.dropped, interrupted=True)
     finally:
         source.stop()
         if previous_term is not None:

@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from speech.audio import to_mono
+
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 NEVER_FIRE = (SILENCE, UNKNOWN)
 
@@ -220,7 +222,8 @@ class EnergyVAD:
     ``process(samples (n,))`` -> events ``[("start", sample), ("end", sample)]`` in stream order
     (absolute sample indices at ``sample_rate``). The ``start`` sample is the first speech frame; the
     ``end`` sample is where the end was declared (last speech frame + hangover, or ``max_utterance_s``).
-    ``flush()`` ends an open utterance.
+    An utterance with less than ``min_utterance_ms`` from its start to its last speech frame ends with
+    ``("cancel", sample)`` instead. ``flush()`` ends an open utterance.
     """
 
     def __init__(self, sample_rate: int, config: VADConfig | None = None):
@@ -234,6 +237,7 @@ class EnergyVAD:
         self.run = 0  # consecutive speech frames (before a start)
         self.quiet = 0  # consecutive non-speech frames (in an utterance)
         self.start = 0
+        self.last_speech = 0  # end of the last speech frame of the open utterance
         self.section = max(1, round(250 / c.frame_ms))  # frames per floor section (0.25 s)
         self.section_minima: deque[float] = deque(maxlen=max(1, round(c.floor_window_s * 4)))
         self.section_min, self.section_frames = math.inf, 0
@@ -263,14 +267,17 @@ class EnergyVAD:
             self.run = self.run + 1 if speech else 0
             if self.run >= self.min_speech:
                 self.in_speech, self.quiet = True, 0
-                self.start = frame_end - self.run * self.frame
+                self.start, self.last_speech = frame_end - self.run * self.frame, frame_end
                 events.append(("start", self.start))
         else:
             self.quiet = 0 if speech else self.quiet + 1
+            if speech:
+                self.last_speech = frame_end
             too_long = frame_end - self.start >= c.max_utterance_s * self.sample_rate
             if self.quiet >= self.hangover or too_long:
                 self.in_speech, self.run = False, 0
-                events.append(("end", frame_end))
+                short = self.last_speech - self.start < c.min_utterance_ms / 1000 * self.sample_rate
+                events.append(("cancel" if short else "end", frame_end))
 
     def _track_floor(self, level: float) -> None:
         """Minimum statistics: the floor is the lowest level of the current and the last sections."""
@@ -323,7 +330,8 @@ class ComputeMeter:
 class CommandSpotter:
     """Classifier stage: every ``hop_seconds`` the model scores the latest window (``window_seconds`` of
     the model) and :class:`RecognizeCommands` smooths the posteriors. ``process(ring)`` runs every hop
-    whose window end the ring has reached (in one batch) and returns the detections."""
+    whose window end the ring has reached (in one batch) and returns the detections (``new``, the
+    samples just written, is not needed: the ring has them)."""
 
     def __init__(self, recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None):
         self.recognizer = recognizer
@@ -338,7 +346,7 @@ class CommandSpotter:
     def ring_seconds(self) -> float:
         return self.window / self.rate + self.smoother.config.average_window_ms / 1000 + 1.0
 
-    def process(self, ring: RingBuffer) -> list[Detection]:
+    def process(self, ring: RingBuffer, new: np.ndarray | None = None) -> list[Detection]:
         ends = []
         while self.next_end <= ring.total:
             ends.append(self.next_end)
@@ -398,6 +406,8 @@ class UtteranceTranscriber:
                 self.pushed, self.outputs = self.start, []
                 if self.streaming is not None:
                     self.streaming.reset()
+            elif kind == "cancel":
+                self.start = None
             elif self.start is not None:
                 found += self._finish(ring, min(sample, ring.total))
         if self.streaming is not None and self.start is not None:
@@ -455,8 +465,7 @@ class StreamPipeline:
         return self.ring.total / self.rate
 
     def push(self, block: np.ndarray) -> list[Detection]:
-        block = np.asarray(block, dtype=np.float32)
-        mono = block.mean(axis=1) if block.ndim == 2 else block
+        mono = to_mono(np.asarray(block, dtype=np.float32))
         self.level_db = level_db(mono)
         return self._feed(self.resampler.process(mono))
 
@@ -468,9 +477,7 @@ class StreamPipeline:
         if len(samples) == 0:
             return []
         self.ring.write(samples)
-        if isinstance(self.stage, UtteranceTranscriber):
-            return self.stage.process(self.ring, samples)
-        return self.stage.process(self.ring)
+        return self.stage.process(self.ring, samples)
 
 
 def make_stage(recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, options=None,
@@ -559,17 +566,10 @@ class FileInput:
 
     @classmethod
     def from_file(cls, path: str, block_ms: float, realtime: bool = True) -> "FileInput":
-        """Read any audio file at its own rate and channels (raises ``AudioError`` naming the file)."""
-        import soundfile as sf
+        """Read any audio file at its own rate, channels averaged (raises ``AudioError`` naming the file)."""
+        from speech.audio import load_audio_native
 
-        from speech.audio import AudioError, audio_info, check_samples
-
-        rate, _, _ = audio_info(path)
-        try:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception as err:  # soundfile's errors are multi-line
-            raise AudioError(path, "cannot read audio (" + " ".join(str(err).split()) + ")") from None
-        check_samples(data.reshape(-1), path)
+        data, rate = load_audio_native(path, max_duration=None)
         return cls(data, rate, max(1, int(rate * block_ms / 1000)), realtime)
 
     @property

@@ -477,11 +477,14 @@ def _hydra_argv(argv: list[str]) -> list[str]:
             out.append(a)
     if recipe is None:
         return out
-    recipe_dir = Path(recipe) if Path(recipe).is_dir() else RECIPES_DIR / recipe
-    if not recipe_dir.is_dir():
-        known = sorted(p.name for p in RECIPES_DIR.iterdir() if (p / f"{p.name}.yaml").is_file()) if RECIPES_DIR.is_dir() else []
+    # recipes/NAME/NAME.yaml, or NAME.yaml in any recipe folder (a recipe may train several models)
+    found = sorted(RECIPES_DIR.glob(f"*/{recipe}.yaml")) if RECIPES_DIR.is_dir() else []
+    if Path(recipe).is_dir():
+        found = [Path(recipe) / f"{Path(recipe).name}.yaml"]
+    if not found or not found[0].is_file():
+        known = sorted(p.stem for p in RECIPES_DIR.glob("*/*.yaml")) if RECIPES_DIR.is_dir() else []
         raise SystemExit(f"speech train: unknown recipe {recipe!r} (recipes: {', '.join(known)})")
-    return ["--config-dir", str(recipe_dir.resolve()), "--config-name", recipe_dir.name] + out
+    return ["--config-dir", str(found[0].parent.resolve()), "--config-name", found[0].stem] + out
 
 
 def main_argv(argv: list[str]) -> int:

@@ -191,7 +191,6 @@ def test_file_fed_stream_recognizes_commands_in_order(command_model, heldout_cli
     found = json_lines(out)
     assert all(set(d) == {"time", "label", "score"} and 0 < d["score"] <= 1 for d in found)
     matched, extra = compare(truth, found)
-    print("DEMO", matched, extra, [w for w, _, _ in truth], [(d['label'], d['time']) for d in found])
     assert matched >= 8 and extra <= 1, f"truth {[w for w, _, _ in truth]}, found {[(d['label'], d['time']) for d in found]}"
     assert "listened" in err.splitlines()[-1] and "0 dropped blocks" in err
 
@@ -331,7 +330,6 @@ def test_virtual_microphone(command_model, heldout_clips, tmp_path):
     labels = [d["label"] for d in found]
     matcher = difflib.SequenceMatcher(a=[w for w, _ in clips], b=labels, autojunk=False)
     matched = sum(block.size for block in matcher.get_matching_blocks())
-    print("VMIC", [w for w, _ in clips], found, err)
     assert matched >= 4 and len(found) - matched <= 1, f"played {[w for w, _ in clips]}, heard {labels}"
     summary = err.strip().splitlines()[-1]
     assert summary.startswith("speech listen: listened") and "overflow" in summary
@@ -344,7 +342,6 @@ def test_streaming_benchmark_smoke(command_model, prepared, tmp_path, capsys):
     assert rc == 0, err
     assert "| commands, SNR 20 dB |" in out and "| noise only |" in out and "ms per hop" in out
     report = json.loads((tmp_path / "bench.json").read_text())
-    print("BENCH", out)
     names = [c["condition"] for c in report["conditions"]]
     assert names == ["commands, SNR 20 dB", "noise only", "other words, SNR 20 dB"]
     commands = report["conditions"][0]

@@ -158,10 +158,13 @@ def test_energy_vad_noise_floor_adapts_to_louder_noise():
     assert found[-1][0] == pytest.approx(12.0, abs=0.05)
 
 
-def test_energy_vad_ignores_clicks_and_silence():
+def test_energy_vad_ignores_clicks_blips_and_silence():
     rate = 16000
     audio = bursts(rate, [(1.0, 1.03)], 3.0)  # 30 ms click, shorter than min_speech_ms
     assert run_vad(EnergyVAD(rate, VADConfig(min_speech_ms=60)), audio, rate) == []
+    blip = bursts(rate, [(1.0, 1.1)], 3.0)  # 100 ms: starts, then is cancelled (min_utterance_ms 150)
+    vad = EnergyVAD(rate, VADConfig(min_speech_ms=60, min_utterance_ms=150))
+    assert [kind for kind, _ in vad.process(blip)] == ["start", "cancel"]
     assert run_vad(EnergyVAD(rate), np.zeros(rate * 2, np.float32), rate) == []
 
 

@@ -35,6 +35,7 @@ def unknown_sample(rows: list[Utterance], per_class: int, factor: float, seed: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synth", required=True, help="output folder of `speech synth` (synth.jsonl)")
+    parser.add_argument("--phrases", help="output folder of `speech synth --phrases` (for the CTC manifest)")
     parser.add_argument("--noise", required=True, help="folder of synthesized noise WAVs (`speech synth --noise`)")
     parser.add_argument("--shared", required=True, help="the shared data folder (fsdd, speech_commands_*, background_noise)")
     parser.add_argument("--out", required=True)
@@ -84,6 +85,15 @@ def main() -> None:
     # silence: 1 s cuts of the background noise recordings and of synthesized noise, at random levels
     noise_files = sorted(Path(shared / "background_noise").glob("*.wav")) + sorted(Path(args.noise).glob("*.wav"))
     sil = make_silence_clips(noise_files, {"train": args.silence, "valid": 0, "test": 0}, out / "silence", args.seed, [])
+
+    # the CTC model's training set: every word (no unknown sampling), the phrases, a share of silence
+    phrase_rows = []
+    if args.phrases:
+        phrase_rows = [r for r in read_manifest(Path(args.phrases) / "synth.jsonl") if r.speaker.split(":")[0] in engines]
+    train_ctc = synth_rows + phrase_rows + v1_rows + fsdd_rows + split_dev["train"] + sil["train"][: args.silence // 4]
+    random.Random(args.seed + 4).shuffle(train_ctc)
+    write_manifest(out / "train_ctc.jsonl", train_ctc)
+    write_manifest(out / "test_words.jsonl", [r for r in split_dev["test"] if r.label != "_silence_"])
 
     train = synth_rows + v1_rows + fsdd_rows + split_dev["train"] + sil["train"]
     per_class = max(Counter(r.label for r in train if r.label in COMMANDS).values())

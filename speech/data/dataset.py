@@ -53,33 +53,45 @@ class DecodedAudioCache:
                 self.samples = _map(paths[0])
                 return
         chunks, self.kept, offsets, total = [], [], [0], 0
-        for i, utt in enumerate(utterances):
-            try:
-                wave = load_audio(utt.audio_filepath, sample_rate, offset=utt.offset,
-                                  duration=utt.duration if utt.offset else None)
-            except AudioError as err:
-                print(f"skipping {err}", file=sys.stderr)
-                continue
-            chunks.append((wave.clamp(-1, 1) * 32767).round().to(torch.int16).numpy())
-            self.kept.append(i)
-            total += len(chunks[-1])
-            offsets.append(total)
-            if verbose and (i + 1) % 2000 == 0:
-                print(f"\rdecoding audio: {i + 1}/{len(utterances)}", end="", file=sys.stderr)
+        # with a cache_dir each clip goes straight to the file: holding the chunks and then their
+        # concatenation peaked at 3x the int16 size (9 GiB for Speech Commands; tools/bench_train.py)
+        tmp = paths[0].with_suffix(f".tmp{os.getpid()}") if paths is not None else None
+        out = open(tmp, "wb") if tmp is not None else None
+        try:
+            for i, utt in enumerate(utterances):
+                try:
+                    wave = load_audio(utt.audio_filepath, sample_rate, offset=utt.offset,
+                                      duration=utt.duration if utt.offset else None)
+                except AudioError as err:
+                    print(f"skipping {err}", file=sys.stderr)
+                    continue
+                chunk = (wave.clamp(-1, 1) * 32767).round().to(torch.int16).numpy()
+                if out is not None:
+                    out.write(chunk.tobytes())
+                else:
+                    chunks.append(chunk)
+                self.kept.append(i)
+                total += len(chunk)
+                offsets.append(total)
+                if verbose and (i + 1) % 2000 == 0:
+                    print(f"\rdecoding audio: {i + 1}/{len(utterances)}", end="", file=sys.stderr)
+        except BaseException:
+            if out is not None:
+                out.close()
+                tmp.unlink(missing_ok=True)
+            raise
         if verbose and len(utterances) >= 2000:
             print(file=sys.stderr)
         self.offsets = np.asarray(offsets, dtype=np.int64)
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
         if paths is not None:
-            tmp = paths[0].with_suffix(f".tmp{os.getpid()}")
-            samples.tofile(tmp)
+            out.close()
             os.replace(tmp, paths[0])
             tmp_index = paths[1].with_suffix(f".tmp{os.getpid()}")
             tmp_index.write_text(json.dumps({"kept": self.kept, "offsets": self.offsets.tolist()}))
             os.replace(tmp_index, paths[1])
             self.samples = _map(paths[0])
         else:
-            self.samples = samples
+            self.samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
     def __len__(self) -> int:
         return len(self.kept)

@@ -1,0 +1,41 @@
+"""Print the `commands` recipe's results as markdown: the classifier's per-class table on the held-out
+real speakers, and the CTC model's accuracy with the 35-word grammar (as 35 words, and mapped to the
+12-class task) beside it.
+
+    python recipes/commands/report.py runs/commands
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+def main(run: str) -> None:
+    run_dir = Path(run)
+    split = json.loads(Path("data/commands/split.json").read_text()) if Path("data/commands/split.json").is_file() else {}
+    cls = json.loads((run_dir / "commands" / "eval" / "metrics.json").read_text())
+    print(f"Held-out real speakers: {len(split.get('test_speakers', []))} speakers of speech_commands_v2_test_dev "
+          f"(never trained on or used to choose); {cls['count']} clips.\n")
+    print("| class | precision % | recall % | clips |\n|---|---|---|---|")
+    for name, m in cls["per_class"].items():
+        print(f"| {name} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | {m['support']} |")
+    print(f"| **all (12-class accuracy)** | | **{100 * cls['accuracy']:.1f}** | {cls['count']} |\n")
+    ctc_dir = run_dir / "commands-ctc" / "eval"
+    if (ctc_dir / "metrics.json").is_file():
+        ctc = json.loads((ctc_dir / "metrics.json").read_text())
+        rows = [json.loads(line) for line in (ctc_dir / "predictions.jsonl").read_text().splitlines()]
+        to12 = lambda w: w if w in COMMANDS else "_unknown_"  # noqa: E731
+        mapped = sum(to12(r["prediction"]) == to12(r["reference"]) for r in rows) / max(len(rows), 1)
+        cls_rows = [json.loads(line) for line in (run_dir / "commands" / "eval" / "predictions.jsonl").read_text().splitlines()]
+        speech_only = [r for r in cls_rows if r["reference"] != "_silence_"]
+        cls_speech = sum(r["prediction"] == r["reference"] for r in speech_only) / max(len(speech_only), 1)
+        print("| model | words (35-word grammar) | 12-class, speech clips only |\n|---|---|---|")
+        print(f"| commands (classifier) | - | {100 * cls_speech:.1f} |")
+        print(f"| commands-ctc + grammar of the 35 words | {100 * ctc['sequence_accuracy']:.1f} | {100 * mapped:.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/commands")

@@ -1,0 +1,128 @@
+"""Benchmarks (speech/benchmarks.py): tiny smoke runs of each benchmark function on real clips. They check
+that each runs and returns sane fields; no timing is asserted (the machine may be shared)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from speech import benchmarks as B
+
+REPO = B.REPO_ROOT
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+# ------------------------------------------------------------------------------------------- pieces
+def test_to_12_classes_maps_words_silence_and_unknown():
+    assert B.to_12_classes("yes") == "yes"
+    assert B.to_12_classes(" Stop ") == "stop"
+    assert B.to_12_classes("") == B.SILENCE and B.to_12_classes(B.SILENCE) == B.SILENCE
+    assert B.to_12_classes("marvin") == B.UNKNOWN and B.to_12_classes(B.UNKNOWN) == B.UNKNOWN
+    assert len(B.SPEECH_COMMANDS_WORDS) == len(set(B.SPEECH_COMMANDS_WORDS)) == 35
+
+
+def test_evenly_spaced_and_interleaved_rotate():
+    assert B.evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert B.evenly_spaced([1, 2], 0) == [1, 2]
+    calls = []
+    times = B.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert all(len(v) == 3 and all(t >= 0 for t in v) for v in times.values())
+    assert B.paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 1.0]) == 4.0
+
+
+def test_markdown_table_and_machine_info():
+    table = B.markdown_table(["a", "b"], [["x", 1234.5], ["y", None]])
+    assert table.splitlines()[0] == "| a | b |" and "1,234" in table and "| y | - |" in table
+    info = B.machine_info()
+    assert info["cores"] >= 1 and info["torch_threads"] >= 1 and info["cpu"]
+    assert "cores" in B.machine_line(info)
+
+
+def test_simulated_cache_layout_matches_decoded_audio_cache(tmp_path):
+    B.check_cache_layout(tmp_path)  # raises when DecodedAudioCache's file key or index changes
+
+
+def test_cache_built_into_a_memmap_equals_the_in_memory_one(shared_dataset, tmp_path):
+    from speech.data.dataset import DecodedAudioCache
+    from speech.data.manifest import Utterance
+
+    files = sorted((shared_dataset(B.SPEECH_COMMANDS_TEST) / "yes").glob("*.wav"))[:3]
+    rows = [Utterance(str(f), 1.0, "yes") for f in files] + [Utterance(str(tmp_path / "absent.wav"), 1.0, "yes")]
+    in_ram = DecodedAudioCache(rows, 16000, None, verbose=False)
+    mapped = DecodedAudioCache(rows, 16000, str(tmp_path / "cache"), verbose=False)
+    assert isinstance(mapped.samples, np.memmap) and mapped.kept == in_ram.kept == [0, 1, 2]
+    assert np.array_equal(np.asarray(mapped.samples), in_ram.samples)
+    assert not list((tmp_path / "cache").glob("*.tmp*"))
+
+
+def test_front_end_batch_chunking_changes_nothing():
+    from speech.features import FeatureConfig, FrontEnd
+
+    torch.manual_seed(0)
+    waves, lengths = torch.randn(23, 16000) * 0.1, torch.randint(400, 16001, (23,))
+    for kind in ("mfcc", "log_mel"):
+        front_end = FrontEnd(FeatureConfig(kind=kind, deltas=1, normalize="utterance")).eval()
+        chunked, n1 = front_end(waves, lengths)
+        front_end.chunk_frames = 1 << 40
+        whole, n2 = front_end(waves, lengths)
+        assert torch.equal(n1, n2) and torch.allclose(chunked, whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["features", "train", "transcribe"])
+def test_entry_points_parse_their_defaults(name):
+    parser = argparse.ArgumentParser()
+    getattr(B, f"add_{name}_arguments")(parser)
+    args = parser.parse_args([])
+    assert args.threads == 1 and callable(getattr(B, f"run_{name}"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "tools" / f"bench_{name}.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as exit_:
+        tool.main(["--help"])
+    assert exit_.value.code == 0
+
+
+# ----------------------------------------------------------------------------------- smoke runs
+def test_features_benchmark_smoke(shared_data):
+    result = B.benchmark_features(clips=8, batch_size=4, reference_clips=4, repeats=1, data_dir=str(shared_data))
+    names = [r["name"] for r in result["rows"]]
+    assert names[0] == "ours" and "librosa (reference)" in names
+    for row in result["rows"]:
+        assert positive(row["clips_per_second"]) and positive(row["ratio_vs_librosa"])
+    assert positive(result["ratio"]) and result["parity_max_abs_diff"] < 1e-2  # same parameters, same features
+    text = B.format_features(result)
+    assert "| ours |" in text and "librosa" in text and result["machine"]["cpu"] in text
+
+
+def test_train_benchmark_smoke(shared_data):
+    result = B.benchmark_train(clips=8, batch_size=4, repeats=1, model={"hidden_size": 16, "num_layers": 1},
+                               memory_clips=60, float_clips=10, build_clips=8, gpu=False, data_dir=str(shared_data))
+    cpu = result["summary"]["cpu"]
+    for which in ("reference", "ours"):
+        row = cpu[which]
+        assert row["utterances_per_epoch"] == 8 and positive(row["utterances_per_second"])
+        assert 0 < row["data_fraction"] < 1 and positive(row["peak_rss_mb"])
+    assert positive(cpu["ratio"]) and positive(cpu["data_ratio"])
+    memory = result["memory"]
+    assert memory["clips_seen"] == 60 and positive(memory["peak"]["RssAnon"])
+    assert memory["float_clips"] == 10 and memory["build"]["clips"] == 8
+    text = B.format_train(result)
+    assert "Ours / reference" in text and ("no GPU here" in text or result["gpu"])
+
+
+def test_transcribe_benchmark_smoke(shared_data):
+    pytest.importorskip("pocketsphinx")
+    result = B.benchmark_transcribe(clips=6, repeats=1, random_model=True, data_dir=str(shared_data))
+    for row in result["rows"].values():
+        assert row["count"] == 6 and row["missing"] == 0 and 0 <= row["accuracy"] <= 1
+        assert positive(row["clips_per_second_steady"]) and positive(row["peak_rss_mb"])
+    assert positive(result["ratio_steady"]) and result["provisional"]
+    assert "Provisional" in B.format_transcribe(result)
