@@ -140,13 +140,14 @@ class FrontEnd(nn.Module):
     def raw_features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Un-normalized features ``(batch, frames, dim)`` and ``frame_lengths``.
 
-        On the CPU (eager ``torch.stft``) a large batch runs in groups of about ``chunk_frames`` frames:
-        the spectra of 64 1 s clips (13 MB) fall out of the CPU cache, which made batch 64 about 2x and
-        batch 128 about 3x slower per clip than batch 8 (tools/bench_features.py). Every op is per clip,
-        so the result is the same."""
+        On the CPU with one torch thread (eager ``torch.stft``) a large batch runs in groups of about
+        ``chunk_frames`` frames: the spectra of 64 1 s clips (13 MB) fall out of the CPU cache, which made
+        batch 64 about 2x and batch 128 about 3x slower per clip than batch 8 (tools/bench_features.py).
+        With more threads the many small ops stalled on a busy machine, so they keep the whole batch.
+        Every op is per clip, so the result is the same."""
         step = max(1, self.chunk_frames // (waveform.shape[-1] // self.hop_length + 1))
         if (step < waveform.shape[0] and waveform.device.type == "cpu" and not self.use_conv_stft
-                and not torch.jit.is_tracing() and not torch.jit.is_scripting()):
+                and torch.get_num_threads() == 1 and not torch.jit.is_tracing() and not torch.jit.is_scripting()):
             parts = [self.raw_features(w, l) for w, l in zip(waveform.split(step), lengths.split(step))]
             return torch.cat([f for f, _ in parts]), torch.cat([n for _, n in parts])
         c = self.config

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from speech.checkpoint import load_model
+from speech.data.dataset import fit_to_length
 from speech.decode import ctc_greedy_decode, ctc_prefix_beam_search, ctc_score_phrases, top_k
 from speech.text import Vocabulary, normalize_text
 
@@ -88,6 +89,9 @@ class Recognizer:
         self.vocabulary = Vocabulary(self.labels, vocab_unit) if self.is_ctc else None
         self.batch_size = batch_size
         self.window_seconds = float(self.info.get("clip_seconds") or 1.0)
+        # a classifier trained on fixed-length clips sees shorter ones centred in that length, as in training
+        clip = self.info.get("clip_seconds")
+        self.pad_to = int(round(float(clip) * self.sample_rate)) if clip and not self.is_ctc else 0
         self.max_window_seconds = 30.0
         self._grammar_cache: tuple[list[str], list[list[int]]] | None = None
 
@@ -95,6 +99,8 @@ class Recognizer:
     def forward(self, waveforms: list[torch.Tensor]) -> list[torch.Tensor]:
         """Raw model outputs, one per waveform (logits ``(classes,)`` or log-probs ``(T, V+1)``),
         computed in length-sorted, padded batches."""
+        if self.pad_to:
+            waveforms = [fit_to_length(w, self.pad_to) if len(w) < self.pad_to else w for w in waveforms]
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))
         outputs: list[torch.Tensor | None] = [None] * len(waveforms)
         min_len = 400

@@ -90,6 +90,14 @@ def trained_digit_model(path: Path) -> Path:
                 w[off : off + len(clip)] += clip
                 waves.append(w)
                 targets.append(i)
+            # a short clip the recognizer centres in the window with zero padding, as training does
+            w = torch.zeros(16000)
+            short = noise(int(0.7 * 16000), gen)
+            short[1600 : 1600 + len(clip)] += clip[: len(short) - 1600]
+            off = (16000 - len(short)) // 2
+            w[off : off + len(short)] = short
+            waves.append(w)
+            targets.append(i)
             # only an edge of the word inside the window is not a command (keeps --segments clean)
             k = len(clip) // 4
             for a, b, part in ((0, k, clip[-k:]), (16000 - k, 16000, clip[:k])):

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--engines", default="flite,festival,espeak", help="synthesis engines to train on")
     parser.add_argument("--train-speakers", type=int, default=30)
     parser.add_argument("--valid-speakers", type=int, default=6)
-    parser.add_argument("--unknown-factor", type=float, default=3.0)
+    parser.add_argument("--unknown-factor", type=float, default=5.0)
     parser.add_argument("--silence", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

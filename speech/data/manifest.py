@@ -39,7 +39,7 @@ class Utterance:
 
 def _resolve(path: str, base: Path) -> str:
     p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base / p))
+    return str(p) if p.is_absolute() else os.path.abspath(base / p)
 
 
 def parse_row(row: object, where: str, base: Path) -> Utterance:
