@@ -65,7 +65,8 @@ def streaming(args: argparse.Namespace) -> int:
     import torch
 
     from speech.data.manifest import ManifestError, read_manifest
-    from speech.streaming import SmoothingConfig, benchmark_table, streaming_benchmark
+    from speech.bench_streaming import benchmark_table, streaming_benchmark
+    from speech.streaming import SmoothingConfig
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)

@@ -328,7 +328,8 @@ def benchmark_features(
     waves = [_fit(load_audio(p, sr).numpy(), int(sr * seconds)) for p, _ in files]
     X = torch.from_numpy(np.stack(waves[:clips]))
     lengths = torch.full((len(X),), X.shape[1])
-    ref_waves = waves[:reference_clips]
+    picked = evenly_spaced(list(range(len(waves))), reference_clips)  # spread over the classes too
+    ref_waves = [waves[i] for i in picked]
     front_end = FrontEnd(cfg).eval()
 
     mel_args = dict(sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann",
@@ -351,7 +352,7 @@ def benchmark_features(
         for y in ref_waves[:n]:
             librosa_features(y)
 
-    X_ref = X[: len(ref_waves)]
+    X_ref = torch.from_numpy(np.stack(ref_waves))
     default_blas = os.cpu_count() or 1
     blas_clips = max(1, len(ref_waves) // 4)
 

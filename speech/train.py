@@ -342,7 +342,6 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     metric_name = main_metric(model)
     info_base = {"recipe": cfg.recipe, "clip_seconds": cfg.data.clip_seconds, "data_root": str(cfg.data.root),
                  "seed": cfg.trainer.seed}
-    last_metrics: dict = {}
     for epoch in range(start_epoch, cfg.trainer.max_epochs):
         if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
             break
@@ -401,7 +400,6 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                          "step": step, "best": best, "bad_epochs": bad_epochs, "rng": rng_state()}, last_path)
             summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             print(summary, file=sys.stderr)
-            last_metrics = metrics
         stop = torch.tensor(int(cfg.trainer.early_stopping_patience > 0 and bad_epochs >= cfg.trainer.early_stopping_patience))
         if distributed:
             dist.broadcast(stop, 0)

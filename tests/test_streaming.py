@@ -12,8 +12,9 @@ from speech.models import ModelConfig, SpeechModel
 from speech.recognizer import DecodeOptions, Recognizer
 from speech.streaming import (
     END, BlockQueue, EnergyVAD, RecognizeCommands, RingBuffer, SmoothingConfig, StreamingModel,
-    StreamPipeline, StreamResampler, UtteranceTranscriber, VADConfig, score_detections, Detection, WordEvent,
+    StreamPipeline, StreamResampler, UtteranceTranscriber, VADConfig, Detection,
 )
+from speech.bench_streaming import WordEvent, score_detections
 from speech.text import CHARACTERS
 
 

@@ -1,0 +1,260 @@
+"""The streaming benchmark (``speech bench streaming``): a long stream of background noise with command
+words inserted at known times and SNRs, run through :mod:`speech.streaming`'s pipeline exactly as
+``speech listen --input-file --fast`` runs it; scores hit rate, false accepts per hour, latency and compute.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from speech.streaming import (
+    NEVER_FIRE, SILENCE, UNKNOWN, BlockQueue, Detection, FileInput, SmoothingConfig, StreamPipeline, make_stage,
+    run_stream,
+)
+
+
+
+@dataclass
+class WordEvent:
+    """A word inserted into a benchmark stream: its label (``text`` for CTC scoring) and where the
+    spoken part lies (seconds)."""
+
+    label: str
+    start: float
+    end: float
+
+
+def active_span(wave: np.ndarray, sample_rate: int, frame_ms: float = 20.0, below_peak_db: float = 25.0) -> tuple[int, int]:
+    """``(first, last)`` samples of a clip's spoken part: 20 ms frames within ``below_peak_db`` of the
+    loudest frame."""
+    frame = max(1, int(sample_rate * frame_ms / 1000))
+    n = max(1, len(wave) // frame)
+    energy = 10 * np.log10(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-12)
+    loud = np.nonzero(energy >= energy.max() - below_peak_db)[0]
+    return int(loud[0] * frame), int(min((loud[-1] + 1) * frame, len(wave)))
+
+
+def noise_track(recordings: list[np.ndarray], samples: int, rms: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """``(samples,)`` of background noise: random 5-20 s stretches of the recordings, each scaled to
+    ``rms``, joined with 20 ms fades."""
+    out = np.zeros(samples, dtype=np.float32)
+    fade = int(0.02 * sample_rate)
+    pos = 0
+    while pos < samples:
+        rec = recordings[rng.integers(len(recordings))]
+        length = min(int(rng.uniform(5, 20) * sample_rate), len(rec), samples - pos)
+        a = int(rng.integers(0, len(rec) - length + 1))
+        piece = rec[a : a + length].astype(np.float64)
+        piece = piece * rms / max(float(np.sqrt(np.mean(piece**2))), 1e-8)
+        ramp = np.ones(length)
+        k = min(fade, length // 2)
+        if k:
+            ramp[:k], ramp[length - k :] = np.linspace(0, 1, k), np.linspace(1, 0, k)
+        out[pos : pos + length] = piece * ramp
+        pos += length
+    return out
+
+
+def insert_words(
+    track: np.ndarray, clips: list[tuple[str, np.ndarray]], snr_db: float, sample_rate: int,
+    rng: np.random.Generator, gap: tuple[float, float] = (1.5, 3.5), noise_rms: float = 0.01,
+) -> list[WordEvent]:
+    """Add clips to ``track`` in place, one after another with random gaps, until it is full; each word's
+    spoken part is scaled to ``snr_db`` over the track's noise there. Returns the inserted words."""
+    events = []
+    pos = int(rng.uniform(*gap) * sample_rate)
+    order = rng.permutation(len(clips))
+    i = 0
+    while True:
+        label, wave = clips[order[i % len(clips)]]
+        i += 1
+        if pos + len(wave) > len(track):
+            break
+        a, b = active_span(wave, sample_rate)
+        word_power = float(np.mean(np.square(wave[a:b], dtype=np.float64)))
+        noise_power = float(np.mean(np.square(track[pos + a : pos + b], dtype=np.float64))) or noise_rms**2
+        gain = math.sqrt(noise_power * 10 ** (snr_db / 10) / max(word_power, 1e-12))
+        gain = min(gain, 0.99 / max(float(np.abs(wave).max()), 1e-6))  # no clipping
+        track[pos : pos + len(wave)] += (wave * gain).astype(np.float32)
+        events.append(WordEvent(label, (pos + a) / sample_rate, (pos + b) / sample_rate))
+        pos += len(wave) + int(rng.uniform(*gap) * sample_rate)
+    return events
+
+
+@dataclass
+class ConditionResult:
+    """Scores of one benchmark stream."""
+
+    name: str
+    seconds: float
+    words: int
+    hits: int
+    false_accepts: int
+    latencies: list[float]
+    compute_seconds: float
+    model_calls: int
+    wall_seconds: float
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.words if self.words else None
+
+    @property
+    def false_accepts_per_hour(self) -> float:
+        return self.false_accepts / (self.seconds / 3600) if self.seconds else 0.0
+
+    def to_json(self) -> dict:
+        lat = np.asarray(self.latencies) if self.latencies else None
+        return {
+            "condition": self.name, "seconds": round(self.seconds, 1), "words": self.words, "hits": self.hits,
+            "hit_rate": None if self.hit_rate is None else round(self.hit_rate, 4),
+            "false_accepts": self.false_accepts, "false_accepts_per_hour": round(self.false_accepts_per_hour, 1),
+            "latency_median_s": None if lat is None else round(float(np.median(lat)), 3),
+            "latency_p90_s": None if lat is None else round(float(np.percentile(lat, 90)), 3),
+        }
+
+
+def score_detections(detections: list[Detection], events: list[WordEvent], tolerance: float = 1.5) -> tuple[int, int, list[float]]:
+    """``(hits, false accepts, latencies)``: a detection hits the first unmatched word with its label
+    whose span (extended by ``tolerance`` seconds after its end) holds the detection time; latency is
+    detection time minus the word's end. Every other detection is a false accept."""
+    matched = [False] * len(events)
+    hits, false, latencies = 0, 0, []
+    for d in detections:
+        for i, e in enumerate(events):
+            if not matched[i] and e.label == d.label and e.start <= d.time <= e.end + tolerance:
+                matched[i] = True
+                hits += 1
+                latencies.append(d.time - e.end)
+                break
+        else:
+            false += 1
+    return hits, false, latencies
+
+
+def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pipeline: Callable[[], StreamPipeline],
+                  sample_rate: int, block_ms: float, tolerance: float) -> ConditionResult:
+    """Feed ``audio`` through a fresh pipeline as ``--input-file --fast`` does and score it."""
+    pipeline = make_pipeline()
+    blocks = BlockQueue()
+    source = FileInput(audio, sample_rate, max(1, int(sample_rate * block_ms / 1000)), realtime=False)
+    found: list[Detection] = []
+    t0 = time.perf_counter()
+    source.start(blocks)
+    try:
+        summary = run_stream(blocks, pipeline, found.append)
+    finally:
+        source.stop()
+    wall = time.perf_counter() - t0
+    hits, false, latencies = score_detections(found, events, tolerance)
+    return ConditionResult(name, summary.seconds, len(events), hits, false, latencies,
+                           summary.compute_seconds, summary.model_calls, wall)
+
+
+def streaming_benchmark(
+    recognizer, rows, noise_dir: str, *, minutes: float = 3.0, snrs: tuple[float, ...] = (20.0, 10.0, 5.0),
+    hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, block_ms: float = 50.0,
+    seed: int = 0, tolerance: float = 1.5, noise_rms: float = 0.01, progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Build the benchmark streams from manifest ``rows`` and the noise recordings, run them and return
+    ``{"conditions": [ConditionResult.to_json()...], "compute": {...}, "config": {...}}``.
+
+    Streams (``minutes`` each): command words (labels the model can say, except ``_silence_``/``_unknown_``)
+    at each SNR; noise alone; other words (``_unknown_`` and words the model does not know) at the
+    highest SNR. Words come from ``rows`` with replacement; classifiers are scored on labels, CTC
+    models on the text.
+    """
+    from speech.audio import find_audio_files, load_audio
+
+    rate = recognizer.sample_rate
+    rng = np.random.default_rng(seed)
+    noise_files = find_audio_files(noise_dir)
+    if not noise_files:
+        raise ValueError(f"{noise_dir}: no noise recordings")
+    recordings = [load_audio(f, rate).numpy() for f in noise_files]
+    known = set(recognizer.labels) - set(NEVER_FIRE) if not recognizer.is_ctc else None
+
+    def word_of(u) -> str:
+        return (u.text or u.label) if recognizer.is_ctc else u.label
+
+    commands, others = [], []
+    for u in rows:
+        if u.label == SILENCE:
+            continue
+        is_command = (u.label in known) if known is not None else (u.label != UNKNOWN)
+        (commands if is_command else others).append(u)
+    if not commands:
+        raise ValueError("the manifest has no words this model can recognize")
+
+    def load(us) -> list[tuple[str, np.ndarray]]:
+        return [(word_of(u), load_audio(u.audio_filepath, rate, offset=u.offset,
+                                        duration=u.duration if u.offset else None).numpy()) for u in us]
+
+    command_clips, other_clips = load(commands), load(others)
+    samples = int(minutes * 60 * rate)
+
+    def make_pipeline() -> StreamPipeline:
+        stage = make_stage(recognizer, hop_seconds, smoothing)
+        return StreamPipeline(stage, rate, rate)
+
+    streams: list[tuple[str, np.ndarray, list[WordEvent]]] = []
+    for snr in snrs:
+        track = noise_track(recordings, samples, noise_rms, rng, rate)
+        streams.append((f"commands, SNR {snr:g} dB", track, insert_words(track, command_clips, snr, rate, rng, noise_rms=noise_rms)))
+    streams.append(("noise only", noise_track(recordings, samples, noise_rms, rng, rate), []))
+    if other_clips:
+        track = noise_track(recordings, samples, noise_rms, rng, rate)
+        insert_words(track, other_clips, max(snrs), rate, rng, noise_rms=noise_rms)
+        streams.append((f"other words, SNR {max(snrs):g} dB", track, []))
+
+    results = []
+    for name, audio, events in streams:
+        if progress:
+            progress(name)
+        results.append(run_condition(name, audio, events, make_pipeline, rate, block_ms, tolerance))
+    seconds = sum(r.seconds for r in results)
+    compute = sum(r.compute_seconds for r in results)
+    calls = sum(r.model_calls for r in results)
+    wall = sum(r.wall_seconds for r in results)
+    per_call_ms = 1000 * compute / max(calls, 1)
+    return {
+        "conditions": [r.to_json() for r in results],
+        "compute": {
+            "model_ms_per_hop": round(per_call_ms, 3),
+            "model_real_time_factor": round(compute / seconds, 5) if seconds else None,
+            "pipeline_real_time_factor": round(wall / seconds, 5) if seconds else None,
+            "hops": calls, "audio_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        },
+        "config": {
+            "minutes_per_stream": minutes, "snr_db": list(snrs), "hop_ms": hop_seconds * 1000,
+            "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance, "seed": seed,
+            "noise_rms": noise_rms, **({} if smoothing is None else smoothing.__dict__),
+            "command_clips": len(command_clips), "other_clips": len(other_clips),
+        },
+    }
+
+
+def benchmark_table(report: dict) -> str:
+    """The benchmark report as a markdown table plus a compute line."""
+    def fmt(v, pattern="{:.1f}"):
+        return "-" if v is None else pattern.format(v)
+
+    lines = ["| stream | audio (s) | words | hits | hit rate | false accepts | FA / hour | latency median (s) | latency p90 (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["conditions"]:
+        rate = None if r["hit_rate"] is None else 100 * r["hit_rate"]
+        lines.append(
+            f"| {r['condition']} | {r['seconds']:.0f} | {r['words'] or '-'} | {r['hits'] if r['words'] else '-'} | "
+            f"{fmt(rate, '{:.1f} %')} | {r['false_accepts']} | {r['false_accepts_per_hour']:.1f} | "
+            f"{fmt(r['latency_median_s'], '{:.2f}')} | {fmt(r['latency_p90_s'], '{:.2f}')} |")
+    c = report["compute"]
+    lines.append("")
+    lines.append(f"compute ({c['threads']} thread): model {c['model_ms_per_hop']:.2f} ms per hop of "
+                 f"{report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
+                 f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
+    return "\n".join(lines)
