@@ -102,7 +102,7 @@ class FrontEnd(nn.Module):
         c = config
         self.n_fft, self.hop_length = c.n_fft, c.hop_length
         self.use_conv_stft = False
-        self.chunk_frames = 1024  # CPU batches run in groups of about this many frames (see raw_features)
+        self.chunk_frames = 512  # CPU batches run in groups of about this many frames (see raw_features)
         window = torch.hann_window(c.win_length, periodic=True)
         left = (c.n_fft - c.win_length) // 2
         window = nn.functional.pad(window, (left, c.n_fft - c.win_length - left))
@@ -141,10 +141,10 @@ class FrontEnd(nn.Module):
         """Un-normalized features ``(batch, frames, dim)`` and ``frame_lengths``.
 
         On the CPU with one torch thread (eager ``torch.stft``) a large batch runs in groups of about
-        ``chunk_frames`` frames: the spectra of 64 1 s clips (13 MB) fall out of the CPU cache, which made
-        batch 64 about 2x and batch 128 about 3x slower per clip than batch 8 (tools/bench_features.py).
-        With more threads the many small ops stalled on a busy machine, so they keep the whole batch.
-        Every op is per clip, so the result is the same."""
+        ``chunk_frames`` frames: the spectra of 64 1 s clips (13 MB) miss the CPU cache and often come
+        from freshly mapped pages (up to ~170 page faults per clip), which made batches of 32-128 1.5-4x
+        slower per clip than groups of 5 (tools/bench_features.py). With more threads the many small ops
+        stalled on a busy machine, so they keep the whole batch. Every op is per clip: same result."""
         step = max(1, self.chunk_frames // (waveform.shape[-1] // self.hop_length + 1))
         if (step < waveform.shape[0] and waveform.device.type == "cpu" and not self.use_conv_stft
                 and torch.get_num_threads() == 1 and not torch.jit.is_tracing() and not torch.jit.is_scripting()):

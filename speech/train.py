@@ -383,7 +383,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             if valid_loader is not None:
                 metrics.update({f"valid_{k}": v for k, v in validate(model, valid_loader, device, labels).items()})
             current = metrics.get(f"valid_{metric_name}", -metrics["train_loss"])
-            improved = current > best
+            improved = current >= best  # ties go to the later epoch (further down the schedule)
             if improved:
                 best, bad_epochs = current, 0
                 atomic_save(model_payload(model, {**info_base, "epoch": epoch, "valid": current}), best_path)

@@ -158,7 +158,8 @@ class AudioDataset(Dataset):
 class DigitStringsDataset(Dataset):
     """Connected digit strings built on the fly from single-digit clips of one speaker.
 
-    Each item joins ``min_digits``..``max_digits`` clips of one speaker with random gaps
+    Each item joins ``min_digits``..``max_digits`` clips of one speaker (drawn in proportion to their clips,
+    so a few real speakers with many clips weigh as much as many synthesized voices) with random gaps
     (``gap_ms``), a random level per digit (``level_db``), and leading/trailing silence; its text is the
     digit words (``"three one four"``). Items are a pure function of ``(seed, epoch, index)``, so a
     validation or test set is fixed and training sees new strings each epoch.
@@ -199,7 +200,8 @@ class DigitStringsDataset(Dataset):
     def __getitem__(self, index: int):
         rng = self._rng(index)
         n = rng.randint(self.min_digits, self.max_digits)
-        clips = self.by_speaker[rng.choice(self.speakers)]
+        # the speaker of a random clip: speakers weigh by how many clips they have
+        clips = self.by_speaker[self.words.utterances[rng.randrange(len(self.words))].speaker or ""]
         sr = self.sample_rate
         pieces, words = [torch.zeros(int(sr * rng.uniform(*self.gap_ms) / 1000))], []
         for _ in range(n):
