@@ -4,6 +4,7 @@ Each subcommand is a pair in :data:`SUBCOMMANDS`: ``add_<name>(parser)`` adds it
 ``<name>(args) -> int`` runs it (exit status 0, or 2 for a usage problem). Imports happen inside the
 functions so ``speech bench --help`` stays fast.
 
+- ``features``, ``train``, ``transcribe``: see :mod:`speech.benchmarks` and docs/benchmarks.md.
 - ``streaming``: the live pipeline on a long stream of background noise with command words inserted at
   known times (several SNRs), noise alone and other words alone: hit rate, false accepts per hour,
   latency after the word's end, compute per hop (one thread). See docs/live.md.
@@ -101,7 +102,24 @@ def streaming(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ dispatch
 # name -> (one-line help, add_arguments, run)
+def _lazy(name: str, kind: str):
+    """``speech.benchmarks.add_<name>_arguments`` / ``run_<name>``, imported only when used."""
+
+    def call(arg):
+        from speech import benchmarks
+
+        return getattr(benchmarks, f"{kind}_{name}" if kind == "run" else f"add_{name}_arguments")(arg)
+
+    return call
+
+
 SUBCOMMANDS = {
+    "features": ("our batched front end vs librosa.feature.mfcc one clip at a time: clips/s, x real time",
+                 _lazy("features", "add"), _lazy("features", "run")),
+    "train": ("training throughput and peak memory vs a plain per-item DataLoader loop (CPU, and GPU when present)",
+              _lazy("train", "add"), _lazy("train", "run")),
+    "transcribe": ("speech transcribe vs PocketSphinx on 1 s clips: throughput and accuracy",
+                   _lazy("transcribe", "add"), _lazy("transcribe", "run")),
     "streaming": ("live pipeline on noise with inserted commands: hit rate, false accepts/hour, latency, compute",
                   add_streaming, streaming),
 }

@@ -231,11 +231,12 @@ class Progress:
         self.enabled, self.total, self.epoch = enabled and sys.stderr.isatty() or enabled == "always", total, epoch
         self.start, self.last = time.time(), 0.0
 
+    def due(self, step: int) -> bool:
+        """Whether to draw now (at most twice a second, and at the last step)."""
+        return self.enabled and (time.time() - self.last >= 0.5 or step >= self.total)
+
     def update(self, step: int, loss: float, utts: int) -> None:
-        now = time.time()
-        if not self.enabled or (now - self.last < 0.5 and step < self.total):
-            return
-        self.last = now
+        now = self.last = time.time()
         rate = utts / max(now - self.start, 1e-6)
         print(f"\repoch {self.epoch} [{step}/{self.total}] loss {loss:.4f} {rate:.0f} utt/s", end="", file=sys.stderr)
 
@@ -350,7 +351,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             train_set.set_epoch(epoch)
         net.train()
         progress = Progress(cfg.trainer.progress and is_main, steps_per_epoch, epoch)
-        t0, total_loss, utts, batches = time.time(), 0.0, 0, 0
+        t0, utts, batches = time.time(), 0, 0
+        loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync per step
         for i, batch in enumerate(train_loader):
             wave, lengths = batch["waveform"].to(device, non_blocking=True), batch["lengths"].to(device)
             with torch.no_grad():
@@ -368,14 +370,16 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             scaler.update()
             scheduler.step()
             step += 1
-            total_loss += float(loss.detach())
+            loss_sum += loss.detach()
             batches += 1
             utts += len(batch["lengths"])
-            progress.update(i + 1, total_loss / batches, utts)
+            if progress.due(i + 1):
+                progress.update(i + 1, float(loss_sum) / batches, utts)
             if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
                 break
         progress.close()
         elapsed = time.time() - t0
+        total_loss = float(loss_sum)
         metrics = {"epoch": epoch, "step": step, "train_loss": total_loss / max(batches, 1),
                    "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(elapsed, 2),
                    "utterances_per_second": round(utts * world / max(elapsed, 1e-9), 1)}
