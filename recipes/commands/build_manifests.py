@@ -42,7 +42,9 @@ def main() -> None:
     parser.add_argument("--engines", default="flite,festival,espeak", help="synthesis engines to train on")
     parser.add_argument("--train-speakers", type=int, default=30)
     parser.add_argument("--valid-speakers", type=int, default=6)
-    parser.add_argument("--unknown-factor", type=float, default=5.0)
+    parser.add_argument("--unknown-factor", type=float, default=3.0)
+    parser.add_argument("--real-repeat", type=int, default=3,
+                        help="list each real training clip this many times (real voices are scarce)")
     parser.add_argument("--silence", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -98,6 +100,8 @@ def main() -> None:
     train = synth_rows + v1_rows + fsdd_rows + split_dev["train"] + sil["train"]
     per_class = max(Counter(r.label for r in train if r.label in COMMANDS).values())
     train = unknown_sample(train, per_class, args.unknown_factor, args.seed)
+    synth_ids = {id(r) for r in synth_rows} | {id(r) for r in sil["train"]}
+    train = [r for r in train for _ in range(1 if id(r) in synth_ids else args.real_repeat)]
     random.Random(args.seed + 3).shuffle(train)
     write_manifest(out / "train.jsonl", train)
     write_manifest(out / "valid.jsonl", split_dev["valid"])
@@ -114,7 +118,7 @@ def main() -> None:
         print(f"{name}: {len(rows)} clips " + " ".join(f"{k}={counts[k]}" for k in COMMANDS + ["_unknown_", "_silence_"]))
     sources = defaultdict(int)
     for r in train:
-        sources["synth" if r in synth_rows else "real"] += 1
+        sources["synthesized (words, noise)" if id(r) in synth_ids else "real"] += 1
     print(f"train sources: {dict(sources)}; speakers: train {len(train_spk)}, valid {len(valid_spk)}, test {len(test_spk)}")
 
 
