@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torchaudio.functional as AF
@@ -23,7 +24,9 @@ from torch import nn
 class FeatureConfig:
     """Front end parameters. ``kind``: ``log_mel`` or ``mfcc``; ``normalize``: ``none``,
     ``utterance`` (mean/variance per clip and dimension) or ``global`` (statistics from the training
-    set, saved with the model)."""
+    set, saved with the model). ``top_db``: floor each clip's log-mel at its loudest bin minus this many
+    dB (librosa's ``power_to_db(top_db=...)``, per clip), so digital silence and a quiet noise floor look
+    alike; ``None`` keeps the -100 dB floor."""
 
     kind: str = "log_mel"
     sample_rate: int = 16000
@@ -36,6 +39,7 @@ class FeatureConfig:
     f_max: float | None = None
     deltas: int = 0
     normalize: str = "global"
+    top_db: Optional[float] = None
 
     @property
     def win_length(self) -> int:
@@ -158,9 +162,13 @@ class FrontEnd(nn.Module):
         power = self._power_spectrum(padded)  # (B, T, F)
         mel = torch.matmul(power, self.mel_fbanks)
         feats = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))  # dB, as librosa.power_to_db(top_db=None)
+        n_frames = frame_lengths(lengths, self.hop_length)
+        if c.top_db is not None:  # per clip, over its own frames only (padding cannot raise the peak)
+            valid = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)
+            peak = feats.masked_fill(~valid, -100.0).amax(dim=(1, 2), keepdim=True)
+            feats = torch.maximum(feats, peak - c.top_db)
         if c.kind == "mfcc":
             feats = torch.matmul(feats, self.dct)
-        n_frames = frame_lengths(lengths, self.hop_length)
         if c.deltas:
             # compute_deltas replicates the edge frames; hold each clip's last valid frame over its padding
             # so the deltas near its end are the same alone or padded in a batch

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 DATA=${SPEECH_DATA_DIR:-../shared/data}
 OUT=${OUT:-runs/commands}
 VARIANTS=${VARIANTS:-60}
-EPOCHS=${EPOCHS:-25}
-CTC_EPOCHS=${CTC_EPOCHS:-25}
+EPOCHS=${EPOCHS:-30}
+CTC_EPOCHS=${CTC_EPOCHS:-12}
 JOBS=${JOBS:-2}
 
 # 1. data: synthesized words and phrases, synthesized noise, manifests
