@@ -1128,6 +1128,7 @@ def benchmark_transcribe(
     data_dir: str | None = None,
     work_dir: str | None = None,
     random_model: bool = False,
+    manifest: str | None = None,
 ) -> dict:
     """``speech transcribe`` (``speech.cli.main``, the console script's entry point, in a process of its own
     per run) against PocketSphinx (a process per run, decoding each clip with a JSGF grammar of the 35
@@ -1139,7 +1140,12 @@ def benchmark_transcribe(
 
     set_threads(threads)
     info = machine_info()
-    files = speech_commands_files(data_dir, clips)
+    if manifest:  # e.g. only the speakers a model was not trained on
+        from speech.data.manifest import read_manifest
+
+        files = [(r.audio_filepath, to_12_classes(r.label) if r.label != SILENCE else SILENCE) for r in read_manifest(manifest)]
+    else:
+        files = speech_commands_files(data_dir, clips)
     truth = dict(files)
     audio_s = sum(sf.info(p).duration for p, _ in files)
     own_tmp = tempfile.TemporaryDirectory(prefix="speech-bench-transcribe-", dir=work_dir)
@@ -1242,6 +1248,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-model", action="store_true",
                         help="time a random-weight model of the default shape instead of --model (accuracy is then meaningless)")
     parser.add_argument("--clips", type=int, default=300, help="clips of the v2 test part, spread over the classes; 0: all 1451 (default: 300)")
+    parser.add_argument("--manifest", help="score these clips instead (12-class labels), e.g. the speakers the model was not trained on")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, alternating (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of each process (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="speech transcribe --batch-size (default: 32)")
@@ -1254,7 +1261,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     result = benchmark_transcribe(args.model, args.clips, args.repeats, args.threads, args.batch_size, args.jobs,
-                                  args.pad, args.data_dir, args.work_dir, args.random_model)
+                                  args.pad, args.data_dir, args.work_dir, args.random_model, args.manifest)
     result["command"] = _command_line("python tools/bench_transcribe.py", args, skip=("json", "work_dir"))
     return _report(result, format_transcribe, args.json)
 

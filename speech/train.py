@@ -328,6 +328,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             compute_statistics(model, train_loader, augment, device, cfg.trainer.stats_batches)
         if cfg.trainer.resume and is_main:
             print(f"trainer.resume=true but {last_path} does not exist: starting a new run", file=sys.stderr)
+        if is_main and (run_dir / "metrics.jsonl").is_file():  # a new run in a used directory
+            os.replace(run_dir / "metrics.jsonl", run_dir / "metrics.previous.jsonl")
 
     net: torch.nn.Module = FeaturesToOutput(model)
     if distributed:
