@@ -521,7 +521,7 @@ def _train_worker(p: dict) -> dict:
     from speech.data.dataset import AudioDataset
     from speech.data.manifest import read_manifest
     from speech.models import ModelConfig, SpeechModel
-    from speech.train import FeaturesToOutput, loss_fn, make_loader, make_scheduler
+    from speech.train import FeaturesToOutput, make_loader, make_scheduler, optimizer_step
 
     rows = read_manifest(p["manifest"])
     labels = sorted({r.label for r in rows})
@@ -578,17 +578,8 @@ def _train_worker(p: dict) -> dict:
                 yield (feats - mean) / std, n_frames, targets
 
     def step(feats, n_frames, targets):  # speech.train's loop, from the features on
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            output, out_lengths = net(feats, n_frames)
-            loss = loss_fn(model, output, out_lengths, {"targets": targets}, cfg, device)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        return float(loss.detach())
+        return float(optimizer_step(net, model, feats, n_frames, {"targets": targets}, cfg, device, optimizer,
+                                    scaler, scheduler, amp_dtype))
 
     net.train()
     step(*next(iter(batches(10_000))))  # warm-up step (allocations), not timed

@@ -361,16 +361,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                 wave, lengths = augment(wave, lengths)
                 feats, n_frames = model.front_end(wave, lengths)
                 feats = spec_augment(feats)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                output, out_lengths = net(feats, n_frames)
-                loss = loss_fn(model, output, out_lengths, batch, cfg, device)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype)
             step += 1
             loss_sum += loss.detach()
             batches += 1
@@ -447,6 +438,23 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return results
+
+
+def optimizer_step(net, model: SpeechModel, feats, n_frames, batch: dict, cfg: TrainConfig, device, optimizer,
+                   scaler, scheduler, amp_dtype) -> torch.Tensor:
+    """One training step from (augmented, normalized) features: forward under autocast when ``amp_dtype``,
+    loss, scaled backward, gradient clipping, optimizer and schedule step. Returns the loss (on the device)."""
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        output, out_lengths = net(feats, n_frames)
+        loss = loss_fn(model, output, out_lengths, batch, cfg, device)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss.detach()
 
 
 class FeaturesToOutput(torch.nn.Module):
