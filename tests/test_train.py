@@ -80,7 +80,8 @@ def test_digit_strings_ctc_smoke_run(fsdd_prepared, tmp_path):
     final = read_metrics(run)[-1]
     assert {"test_cer", "test_wer", "test_sequence_accuracy"} <= set(final)
     payload = read_payload(run / "model.pt")
-    assert payload["model_config"]["head"] == "ctc" and payload["labels"][1] == "a"
+    assert payload["model_config"]["head"] == "ctc" and payload["model_config"]["vocabulary"] == "word"
+    assert payload["labels"] == sorted(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
 
 
 def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
