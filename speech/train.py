@@ -417,7 +417,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     if is_main:
         payload = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else model_payload(model)
         final = model_from_payload(payload, best_path).to(device)
-        results = {"best_epoch": payload["info"].get("epoch"), f"valid_{metric_name}": best,
+        chosen_by = f"valid_{metric_name}" if valid_loader is not None else "train_loss"
+        results = {"best_epoch": payload["info"].get("epoch"), chosen_by: best if valid_loader is not None else -best,
                    "parameters": count_parameters(final), "labels": labels}
         if rank_checksums is not None:
             results["world_size"], results["rank_weight_checksums"] = world, rank_checksums

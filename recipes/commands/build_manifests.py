@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--shared", required=True, help="the shared data folder (fsdd, speech_commands_*, background_noise)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--engines", default="flite,festival,espeak", help="synthesis engines to train on")
-    parser.add_argument("--train-speakers", type=int, default=30)
-    parser.add_argument("--valid-speakers", type=int, default=6)
+    parser.add_argument("--train-speakers", type=int, default=36)
+    parser.add_argument("--valid-speakers", type=int, default=0,
+                        help="speakers that choose the epoch (0: keep the last epoch, train on more voices)")
     parser.add_argument("--unknown-factor", type=float, default=3.0)
     parser.add_argument("--real-repeat", type=int, default=3,
                         help="list each real training clip this many times (real voices are scarce)")

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 DATA=${SPEECH_DATA_DIR:-../shared/data}
 OUT=${OUT:-runs/commands}
 VARIANTS=${VARIANTS:-60}
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-40}
 CTC_EPOCHS=${CTC_EPOCHS:-12}
 JOBS=${JOBS:-2}
 
