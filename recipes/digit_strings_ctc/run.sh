@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Connected digit strings with CTC: prepare FSDD (leave-one-speaker-out folds) -> train on four speakers'
 # strings -> evaluate on strings of the held-out speaker -> export. README.md holds the result measured here.
-#   bash recipes/digit_strings_ctc/run.sh [extra Hydra overrides]   env: SPEECH_DATA_DIR, OUT, SPEAKER, EPOCHS, VARIANTS, JOBS
+#   bash recipes/digit_strings_ctc/run.sh [extra Hydra overrides]   env: SPEECH_DATA_DIR, OUT, SPEAKER, EPOCHS, VARIANTS, JOBS, CLASSIFIER
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${SPEECH_DATA_DIR:-../shared/data}
@@ -13,8 +13,13 @@ speech prepare fsdd --root "$DATA/fsdd" --split loso --out data/fsdd >/dev/null
 # more voices: the ten digits from the offline synthesizers (the same clips as recipes/fsdd_digits)
 speech synth --words zero,one,two,three,four,five,six,seven,eight,nine --engines flite,festival,espeak \
   --variants "${VARIANTS:-60}" --jobs "${JOBS:-2}" --seed 0 --quiet --out data/fsdd_synth
+# the encoder starts from the fsdd_digits classifier of the same fold (trained first if it is not there)
+CLASSIFIER=${CLASSIFIER:-runs/fsdd_digits/$SPEAKER/model.pt}
+if [ ! -f "$CLASSIFIER" ]; then
+  SPEAKERS="$SPEAKER" OUT="$(dirname "$(dirname "$CLASSIFIER")")" EPOCHS=15 bash recipes/fsdd_digits/run.sh
+fi
 start=$(date +%s)
-speech train recipe=digit_strings_ctc data.root=data/fsdd data.fold="fold_$SPEAKER" trainer.max_epochs="$EPOCHS" \
+speech train recipe=digit_strings_ctc trainer.init_from="$CLASSIFIER" data.root=data/fsdd data.fold="fold_$SPEAKER" trainer.max_epochs="$EPOCHS" \
   "data.extra_train_manifests=[data/fsdd_synth/synth.jsonl]" \
   trainer.progress=false hydra.run.dir="$OUT/$SPEAKER" "$@"
 echo $(( $(date +%s) - start )) > "$OUT/$SPEAKER/train_seconds"
