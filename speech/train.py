@@ -4,7 +4,8 @@ Hydra is the edge: it composes ``recipes/NAME/NAME.yaml`` with the groups in ``c
 :func:`train` receives plain dataclasses. A run directory (Hydra's) holds the resolved config
 (``.hydra/``), ``metrics.jsonl`` (one JSON object per epoch), TensorBoard logs (``tb/``),
 ``checkpoints/last.pt`` (full state, for ``trainer.resume=true``), ``checkpoints/best.pt`` and the final
-self-describing ``model.pt`` (the best epoch by the validation metric).
+self-describing ``model.pt`` (the best epoch by the validation metric; with no validation set, the epoch
+of lowest training loss).
 
 Multi-process data parallel: ``torchrun --nproc_per_node=N -m speech.train recipe=NAME hydra.run.dir=DIR``
 (gloo on CPU, NCCL on GPU; give every rank the same ``hydra.run.dir``).
