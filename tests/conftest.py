@@ -40,3 +40,16 @@ def shared_dataset(shared_data):
         return path
 
     return get
+
+
+def run_speech(capsys, *argv) -> tuple[int, str, str]:
+    """``speech ARGV`` in this process (``speech.cli.main``): ``(exit status, stdout, stderr)``."""
+    from speech.cli import main
+
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err

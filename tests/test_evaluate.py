@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,29 +10,22 @@ import soundfile as sf
 import torch
 
 from speech.checkpoint import save_model
-from speech.cli import main
 from speech.data.manifest import read_manifest
 from speech.features import FeatureConfig
 from speech.metrics import transcript_metrics
 from speech.models import ModelConfig, SpeechModel
 from speech.text import CHARACTERS, normalize_text
+from conftest import run_speech, shared_data_dir
 
 torch.set_num_threads(1)
 
-DATA = Path(os.environ.get("SPEECH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = shared_data_dir()
 COMMANDS = DATA / "speech_commands_v2_test_dev"
 pytestmark = pytest.mark.skipif(not COMMANDS.is_dir(), reason=f"real audio data not found at {DATA} (set SPEECH_DATA_DIR)")
 LABELS = ["yes", "no", "up", "down", "_unknown_", "_silence_"]
 
 
-def speech(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+speech = run_speech  # speech(capsys, *argv) -> (exit status, stdout, stderr)
 
 
 def random_model(path: Path, head: str = "classification", labels=None, seed: int = 0) -> Path:

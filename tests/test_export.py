@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,14 @@ from speech.cli import main
 from speech.features import FeatureConfig
 from speech.models import ModelConfig, SpeechModel
 from speech.text import CHARACTERS
+from conftest import run_speech, shared_data_dir
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
 pytest.importorskip("onnxruntime", reason="ONNX export needs the 'export' extra (onnx, onnxruntime)")
 
 torch.set_num_threads(1)
 
-DATA = Path(os.environ.get("SPEECH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = shared_data_dir()
 COMMANDS = DATA / "speech_commands_v2_test_dev"
 FSDD = DATA / "fsdd" / "recordings"
 pytestmark = pytest.mark.skipif(
@@ -35,14 +35,7 @@ pytestmark = pytest.mark.skipif(
 ATOL = 1e-4
 
 
-def speech(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+speech = run_speech  # speech(capsys, *argv) -> (exit status, stdout, stderr)
 
 
 def real_files() -> list[Path]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import random
 import shutil
 import signal
@@ -34,11 +33,12 @@ from speech.data.manifest import Utterance, read_manifest, write_manifest
 from speech.features import FeatureConfig
 from speech.models import ModelConfig, SpeechModel
 from speech.text import CHARACTERS
+from conftest import run_speech, shared_data_dir
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SPEECH_DATA_DIR", REPO.parent / "shared" / "data"))
+DATA = shared_data_dir()
 COMMANDS = DATA / "speech_commands_v2_test_dev"
 NOISE = DATA / "background_noise"
 WORDS = ["yes", "no", "up", "down"]
@@ -118,14 +118,7 @@ def heldout_clips(prepared, command_model) -> list[tuple[str, Path]]:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def speech(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+speech = run_speech  # speech(capsys, *argv) -> (exit status, stdout, stderr)
 
 
 def pick(clips: list[tuple[str, Path]], n: int, seed: int) -> list[tuple[str, Path]]:

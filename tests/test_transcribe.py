@@ -24,14 +24,14 @@ import torch
 
 from speech.audio import load_audio, resample
 from speech.checkpoint import save_model
-from speech.cli import main
 from speech.features import FeatureConfig
 from speech.models import ModelConfig, SpeechModel
 from speech.text import CHARACTERS
+from conftest import run_speech, shared_data_dir
 
 torch.set_num_threads(1)
 
-DATA = Path(os.environ.get("SPEECH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = shared_data_dir()
 COMMANDS = DATA / "speech_commands_v2_test_dev"
 FSDD = DATA / "fsdd" / "recordings"
 pytestmark = pytest.mark.skipif(
@@ -42,15 +42,7 @@ TSV_LINE = re.compile(r"^[^\t]+\t[^\t]*\t\d+\.\d{4}$")
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def speech(capsys, *argv) -> tuple[int, str, str]:
-    """Run ``speech ARGV`` in-process; returns ``(exit status, stdout, stderr)``."""
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors / --help
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+speech = run_speech  # speech(capsys, *argv) -> (exit status, stdout, stderr)
 
 
 def command_clips(word: str, n: int) -> list[Path]:
