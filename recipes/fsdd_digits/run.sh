@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${SPEECH_DATA_DIR:-../shared/data}
 OUT=${OUT:-runs/fsdd_digits}
-EPOCHS=${EPOCHS:-20}
+EPOCHS=${EPOCHS:-30}
 SPEAKERS=${SPEAKERS:-"jackson lucas nicolas theo yweweler"}
 
 speech prepare fsdd --root "$DATA/fsdd" --split loso --out data/fsdd >/dev/null
