@@ -1,5 +1,6 @@
 """Batch augmentation, each piece switchable in ``conf/augment``: random time shift, gain, background
-noise at a random SNR, speed perturbation (on waveforms), and SpecAugment (on features).
+noise at a random SNR, speed perturbation (on waveforms), vocal-tract-length perturbation (a per-clip warp
+of the mel filter bank, drawn by ``vtlp_warps`` and applied by the front end), and SpecAugment (on features).
 
 Everything works on a padded batch ``(batch, samples)`` + ``lengths`` at once, on the batch's device.
 """
@@ -19,7 +20,10 @@ from speech.features import lengths_to_mask
 class AugmentConfig:
     """Probabilities/ranges; 0 switches a piece off. ``noise_dir``: folder of noise recordings.
     ``reverb_prob``: convolve with a synthetic room response (exponentially decaying noise, RT60 drawn
-    from ``rt60_min``..``rt60_max`` seconds)."""
+    from ``rt60_min``..``rt60_max`` seconds). ``vtlp_prob``: warp the frequency axis of a clip's filter bank
+    by a factor drawn uniformly from ``vtlp_min``..``vtlp_max`` (a different vocal-tract length).
+    ``crop_prob``: cut up to ``crop_max`` of the word's active span from its start and from its end (a
+    recording that clips a word's first or last sound, as many real command clips do)."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0
@@ -32,6 +36,11 @@ class AugmentConfig:
     reverb_prob: float = 0.0
     rt60_min: float = 0.15
     rt60_max: float = 0.8
+    crop_prob: float = 0.0
+    crop_max: float = 0.25
+    vtlp_prob: float = 0.0
+    vtlp_min: float = 0.9
+    vtlp_max: float = 1.1
     freq_masks: int = 0
     freq_mask_width: int = 8
     time_masks: int = 0
@@ -65,6 +74,8 @@ class WaveformAugment(nn.Module):
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
+        if c.crop_prob > 0:
+            wave = self.crop(wave, lengths)
         if c.speed_prob > 0 and torch.rand(()) < c.speed_prob:
             wave, lengths = self.speed(wave, lengths)
         if c.time_shift_ms > 0:
@@ -77,6 +88,40 @@ class WaveformAugment(nn.Module):
             gain_db = (torch.rand(wave.shape[0], 1, device=wave.device) * 2 - 1) * c.gain_db
             wave = wave * torch.pow(10.0, gain_db / 20)
         return wave, lengths
+
+    def crop(self, wave: torch.Tensor, lengths: torch.Tensor, frame: int = 160, below_peak_db: float = 40.0) -> torch.Tensor:
+        """Silence a random part of each clip's first and last sounds (with ``crop_prob``). The active span
+        is the run of ``frame``-sample frames within ``below_peak_db`` of the clip's loudest frame; up to
+        ``crop_max`` of it is cut at each end. Noise added later fills the silenced part."""
+        c = self.config
+        batch, samples = wave.shape
+        n = samples // frame
+        if n < 2:
+            return wave
+        mask = lengths_to_mask(lengths, samples).to(wave.dtype)
+        energy = (wave[:, : n * frame] * mask[:, : n * frame]).reshape(batch, n, frame).square().mean(-1)
+        active = energy > energy.amax(1, keepdim=True) * 10 ** (-below_peak_db / 10)
+        steps = torch.arange(n, device=wave.device)
+        first = torch.where(active, steps, n).amin(1)
+        last = torch.where(active, steps, -1).amax(1)
+        span = (last - first + 1).clamp(min=0).to(wave.dtype)
+        cut_head = (torch.rand(batch, device=wave.device) * c.crop_max * span).floor().long()
+        cut_tail = (torch.rand(batch, device=wave.device) * c.crop_max * span).floor().long()
+        start, end = (first + cut_head) * frame, (last + 1 - cut_tail) * frame
+        positions = torch.arange(samples, device=wave.device)[None, :]
+        keep = (positions >= start[:, None]) & (positions < end[:, None])
+        apply = (torch.rand(batch, device=wave.device) < c.crop_prob) & (last >= first)
+        return torch.where(apply[:, None] & ~keep, torch.zeros_like(wave), wave)
+
+    def vtlp_warps(self, batch: int, device: torch.device | str) -> torch.Tensor | None:
+        """Per-clip frequency-warp factors ``(batch,)`` for ``FrontEnd(..., warp=)`` (1.0 = unwarped),
+        or ``None`` when VTLP is off."""
+        c = self.config
+        if c.vtlp_prob <= 0:
+            return None
+        alpha = c.vtlp_min + torch.rand(batch, device=device) * (c.vtlp_max - c.vtlp_min)
+        apply = torch.rand(batch, device=device) < c.vtlp_prob
+        return torch.where(apply, alpha, torch.ones_like(alpha))
 
     def speed(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Resample the whole batch by one factor drawn from ``speeds`` (faster = shorter, higher pitch)."""

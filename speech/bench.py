@@ -47,6 +47,8 @@ def add_streaming(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True,
                         help="clips to insert, e.g. DIR/test.jsonl of 'speech prepare speech-commands' (use speakers the model did not train on)")
     parser.add_argument("--model", "-m", default="commands", help="model name or file (default: commands)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="PyTorch or onnxruntime, as 'speech live --engine' (default: auto, what the live tool uses)")
     parser.add_argument("--noise-dir", default=default_noise_dir(),
                         help="background noise recordings (default: $SPEECH_DATA_DIR or ../shared/data, background_noise/)")
     parser.add_argument("--minutes", type=float, default=3.0, help="length of each stream (default: 3)")
@@ -68,7 +70,7 @@ def streaming(args: argparse.Namespace) -> int:
     from speech.data.manifest import ManifestError, read_manifest
     from speech.bench_streaming import benchmark_table, streaming_benchmark
     from speech.streaming import SmoothingConfig
-    from speech.transcribe import UsageError, load_recognizer
+    from speech.transcribe import UsageError, load_recognizer, resolve_engine
 
     torch.set_num_threads(1)
     try:
@@ -82,7 +84,8 @@ def streaming(args: argparse.Namespace) -> int:
             rows = read_manifest(args.manifest)
         except ManifestError as err:
             raise UsageError(str(err)) from None
-        recognizer = load_recognizer(args.model, "cpu", batch_size=64)
+        engine = resolve_engine(args.engine)
+        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=engine, threads=1)
         smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
         report = streaming_benchmark(
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
@@ -92,6 +95,7 @@ def streaming(args: argparse.Namespace) -> int:
         error("streaming", str(err))
         return EXIT_USAGE
     report["config"]["model"] = str(args.model)
+    report["config"]["engine"] = engine
     report["config"]["manifest"] = str(args.manifest)
     table = benchmark_table(report)
     print(table)

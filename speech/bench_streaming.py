@@ -254,7 +254,7 @@ def benchmark_table(report: dict) -> str:
             f"{fmt(r['latency_median_s'], '{:.2f}')} | {fmt(r['latency_p90_s'], '{:.2f}')} |")
     c = report["compute"]
     lines.append("")
-    lines.append(f"compute ({c['threads']} thread): model {c['model_ms_per_hop']:.2f} ms per hop of "
+    lines.append(f"compute ({c['threads']} thread, {report['config'].get('engine', 'torch')}): model {c['model_ms_per_hop']:.2f} ms per hop of "
                  f"{report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
                  f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
     return "\n".join(lines)

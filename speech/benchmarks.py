@@ -1045,18 +1045,16 @@ def write_grammar(path: str | os.PathLike, words=SPEECH_COMMANDS_WORDS) -> Path:
     return Path(path)
 
 
-def _pocketsphinx_worker(p: dict) -> dict:
-    """Decode each listed file with PocketSphinx (its en-us model, the JSGF grammar), ``pad`` seconds of
-    zeros on both sides; writes ``{path: text}`` (empty text: no hypothesis) to ``p['out']``."""
+def pocketsphinx_decode(paths: list[str], grammar: str | os.PathLike, pad: float = 0.5) -> dict[str, str]:
+    """Decode each file with PocketSphinx (its en-us model, the JSGF ``grammar``), ``pad`` seconds of
+    zeros on both sides: ``{path: text}`` (empty text: no hypothesis). Needs ``pip install pocketsphinx``."""
     import numpy as np
     import soundfile as sf
     from pocketsphinx import Config, Decoder
 
-    paths = [line.strip() for line in sys.stdin if line.strip()]
-    start = time.perf_counter()
     rate = 16000
-    decoder = Decoder(Config(jsgf=p["grammar"], loglevel="FATAL", samprate=rate))
-    pad = np.zeros(int(p["pad"] * rate), dtype=np.int16)
+    decoder = Decoder(Config(jsgf=str(grammar), loglevel="FATAL", samprate=rate))
+    zeros = np.zeros(int(pad * rate), dtype=np.int16)
     out = {}
     for path in paths:
         data, sr = sf.read(path, dtype="int16", always_2d=True)
@@ -1069,10 +1067,18 @@ def _pocketsphinx_worker(p: dict) -> dict:
             g = gcd(sr, rate)
             x = np.clip(resample_poly(x.astype(np.float32), rate // g, sr // g), -32768, 32767).astype(np.int16)
         decoder.start_utt()
-        decoder.process_raw(np.concatenate([pad, x, pad]).tobytes(), no_search=False, full_utt=True)
+        decoder.process_raw(np.concatenate([zeros, x, zeros]).tobytes(), no_search=False, full_utt=True)
         decoder.end_utt()
         hyp = decoder.hyp()
-        out[path] = hyp.hypstr.strip() if hyp is not None else ""
+        out[str(path)] = hyp.hypstr.strip() if hyp is not None else ""
+    return out
+
+
+def _pocketsphinx_worker(p: dict) -> dict:
+    """``pocketsphinx_decode`` of the files listed on stdin; writes ``{path: text}`` to ``p['out']``."""
+    paths = [line.strip() for line in sys.stdin if line.strip()]
+    start = time.perf_counter()
+    out = pocketsphinx_decode(paths, p["grammar"], p["pad"])
     seconds = time.perf_counter() - start
     Path(p["out"]).write_text(json.dumps(out))
     return {"clips": len(out), "seconds": seconds}

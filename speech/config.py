@@ -64,7 +64,8 @@ class TrainerConfig:
     """``device``: auto/cpu/cuda[:n]; ``precision``: auto (fp16 autocast on CUDA), 32, 16 or bf16.
     ``resume=true`` continues from ``checkpoints/last.pt`` in the run directory. ``init_from``: a model
     file whose weights of matching name and shape initialize the new model (e.g. a CTC model's encoder from
-    a classifier)."""
+    a classifier). ``average_last``: the final model is the mean of the weights at the end of the last N
+    epochs (checkpoint averaging) instead of the best epoch's; 0 keeps the best epoch."""
 
     max_epochs: int = 20
     max_steps: int = 0
@@ -74,6 +75,7 @@ class TrainerConfig:
     resume: bool = False
     init_from: Optional[str] = None
     early_stopping_patience: int = 0
+    average_last: int = 0
     num_threads: int = 1
     stats_batches: int = 20
     progress: bool = True

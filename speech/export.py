@@ -205,6 +205,18 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool 
     return diff
 
 
+def onnx_backend(model, threads: int | None = None) -> "OnnxBackend":
+    """``model`` exported to ONNX (in a temporary file, removed again) and loaded in onnxruntime: the
+    ``onnx`` engine of :class:`~speech.recognizer.Recognizer`. Raises :class:`ExportError` or
+    :class:`~speech.checkpoint.ModelFileError` (onnxruntime missing) with a one-line reason."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="speech-onnx-") as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(model, path, check=False)
+        return OnnxBackend(path, threads)
+
+
 def export_torchscript(model, path: str | os.PathLike, *, check: bool = True) -> float | None:
     """Trace ``model`` to TorchScript at ``path`` (metadata in the extra file ``speech.json``); returns
     the dynamic-length check's max abs difference from PyTorch. Raises :class:`ExportError`."""

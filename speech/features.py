@@ -141,8 +141,30 @@ class FrontEnd(nn.Module):
         re, im = out[:, :n_freqs], out[:, n_freqs:]
         return (re.square() + im.square()).transpose(1, 2)
 
-    def raw_features(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Un-normalized features ``(batch, frames, dim)`` and ``frame_lengths``.
+    def warped_fbanks(self, warp: torch.Tensor) -> torch.Tensor:
+        """Vocal-tract-length perturbation (Jaitly & Hinton, 2013): the mel filter bank of each clip
+        ``(batch, n_freqs, n_mels)`` read on a frequency axis warped by ``warp (batch,)`` (about 0.9-1.1).
+
+        Frequency ``f`` maps to ``alpha * f`` up to a boundary ``f_hi = 0.85 * nyquist * min(alpha, 1)``
+        and linearly onto the Nyquist frequency above it (Jaitly & Hinton's piecewise-linear warp), so the
+        band edges stay put. Each filter is a triangle on the warped axis."""
+        n_freqs = self.mel_fbanks.shape[0]
+        bins = torch.arange(n_freqs, device=warp.device, dtype=self.mel_fbanks.dtype)[None, :]  # (1, F)
+        nyq = float(n_freqs - 1)
+        alpha = warp.to(bins.dtype)[:, None]
+        f_hi = 0.85 * nyq * torch.clamp(alpha, max=1.0) / alpha
+        upper = alpha * f_hi + (nyq - alpha * f_hi) * (bins - f_hi) / (nyq - f_hi)
+        pos = torch.where(bins <= f_hi, alpha * bins, upper).clamp(0, nyq)  # warped bin of each bin, (B, F)
+        lo = pos.floor().long().clamp(max=n_freqs - 2)
+        frac = (pos - lo).unsqueeze(-1)
+        fb = self.mel_fbanks
+        return fb[lo] * (1 - frac) + fb[lo + 1] * frac
+
+    def raw_features(
+        self, waveform: torch.Tensor, lengths: torch.Tensor, warp: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-normalized features ``(batch, frames, dim)`` and ``frame_lengths``; ``warp (batch,)``:
+        per-clip vocal-tract-length warp factors (training augmentation, see ``warped_fbanks``).
 
         On the CPU with one torch thread (eager ``torch.stft``) a large batch runs in groups of about
         ``chunk_frames`` frames: the spectra of 64 1 s clips (13 MB) miss the CPU cache and often come
@@ -152,7 +174,8 @@ class FrontEnd(nn.Module):
         step = max(1, self.chunk_frames // (waveform.shape[-1] // self.hop_length + 1))
         if (step < waveform.shape[0] and waveform.device.type == "cpu" and not self.use_conv_stft
                 and torch.get_num_threads() == 1 and not torch.jit.is_tracing() and not torch.jit.is_scripting()):
-            parts = [self.raw_features(w, l) for w, l in zip(waveform.split(step), lengths.split(step))]
+            warps = warp.split(step) if warp is not None else [None] * len(lengths.split(step))
+            parts = [self.raw_features(w, l, a) for w, l, a in zip(waveform.split(step), lengths.split(step), warps)]
             return torch.cat([f for f, _ in parts]), torch.cat([n for _, n in parts])
         c = self.config
         if waveform.dtype != torch.float32:
@@ -160,7 +183,7 @@ class FrontEnd(nn.Module):
         half = self.n_fft // 2
         padded = nn.functional.pad(waveform, (half, half))
         power = self._power_spectrum(padded)  # (B, T, F)
-        mel = torch.matmul(power, self.mel_fbanks)
+        mel = torch.matmul(power, self.mel_fbanks if warp is None else self.warped_fbanks(warp))
         feats = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))  # dB, as librosa.power_to_db(top_db=None)
         n_frames = frame_lengths(lengths, self.hop_length)
         if c.top_db is not None:  # per clip, over its own frames only (padding cannot raise the peak)
@@ -183,8 +206,10 @@ class FrontEnd(nn.Module):
         mask = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)
         return feats.masked_fill(~mask, 0.0), n_frames
 
-    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats, n_frames = self.raw_features(waveform, lengths)
+    def forward(
+        self, waveform: torch.Tensor, lengths: torch.Tensor, warp: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, n_frames = self.raw_features(waveform, lengths, warp)
         mask = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)
         norm = self.config.normalize
         if norm == "global":

@@ -227,6 +227,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--model", "-m", default="commands",
                         help="bundled name (commands, commands-ctc), model.pt, a run folder or .onnx (default: commands)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="run the model in PyTorch or onnxruntime (exported in memory at start; about half "
+                             "the compute); auto: onnx where onnxruntime is installed (default: auto)")
     src = parser.add_argument_group("input")
     src.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     src.add_argument("--device", "-d", help="input device: index or part of its name (default: the system default)")
@@ -285,7 +288,7 @@ def build_stage(recognizer, args: argparse.Namespace):
     smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
     vad = VADConfig(start_db=args.vad_start_db, stop_db=min(6.0, args.vad_start_db), hangover_ms=args.vad_hangover_ms)
     if args.streaming and not hasattr(recognizer.backend, "model"):
-        raise UsageError("--streaming needs a PyTorch model file (not an export)")
+        raise UsageError("--streaming runs the model in PyTorch: give a model file (not an export) and --engine torch or auto")
     try:
         return make_stage(recognizer, args.hop_ms / 1000, smoothing, options, vad, args.streaming)
     except ValueError as err:
@@ -316,7 +319,9 @@ def run(args: argparse.Namespace) -> int:
             print(list_devices())
             return EXIT_OK
         check_arguments(args)
-        recognizer = load_recognizer(args.model, "cpu", batch_size=64)
+        # --streaming carries the GRU states in PyTorch (StreamingModel): auto means torch there
+        engine = "torch" if args.streaming and args.engine == "auto" else args.engine
+        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=engine, threads=1)
         stage = build_stage(recognizer, args)
         try:
             saver = DetectionSaver(args.save_detections, recognizer.sample_rate) if args.save_detections else None

@@ -70,19 +70,33 @@ class Recognizer:
     CTC models decode chunk by chunk and join the text.
     """
 
-    def __init__(self, model: str | Path | torch.nn.Module = "commands", device: str = "cpu", batch_size: int = 32):
+    def __init__(self, model: str | Path | torch.nn.Module = "commands", device: str = "cpu", batch_size: int = 32,
+                 engine: str = "torch", threads: int | None = None):
+        """``engine``: ``torch`` runs a model file in PyTorch; ``onnx`` exports it to ONNX in memory and runs
+        it in onnxruntime with ``threads`` intra-op threads (CPU; about twice as fast on a 1 s window).
+        ``.onnx`` and ``.ts`` files always run in onnxruntime / TorchScript."""
         device = resolve_device(device)
+        if engine not in ("torch", "onnx"):
+            raise ValueError(f"engine must be torch or onnx, not {engine!r}")
         if isinstance(model, (str, Path)) and str(model).endswith((".onnx", ".ts")):
             from speech.export import OnnxBackend, TorchScriptBackend
 
-            self.backend = (TorchScriptBackend if str(model).endswith(".ts") else OnnxBackend)(str(model))
+            if str(model).endswith(".ts"):
+                self.backend = TorchScriptBackend(str(model))
+            else:
+                self.backend = OnnxBackend(str(model), threads)
             meta = self.backend.metadata
             self.labels, self.is_ctc = meta["labels"], meta["head"] == "ctc"
             self.sample_rate, vocab_unit = meta["sample_rate"], meta.get("vocabulary", "char")
             self.info = meta.get("info", {})
         else:
             m = load_model(model) if isinstance(model, (str, Path)) else model
-            self.backend = TorchBackend(m, device)
+            if engine == "onnx":
+                from speech.export import onnx_backend
+
+                self.backend = onnx_backend(m, threads)
+            else:
+                self.backend = TorchBackend(m, device)
             self.labels, self.is_ctc, self.sample_rate = m.labels, m.is_ctc, m.sample_rate
             vocab_unit = m.config.vocabulary
             self.info = getattr(m, "info", {})

@@ -167,7 +167,7 @@ def compute_statistics(model: SpeechModel, loader, augment: WaveformAugment, dev
         if i >= batches:
             break
         wave, lengths = augment(batch["waveform"].to(device), batch["lengths"].to(device))
-        feats, n_frames = model.front_end.raw_features(wave, lengths)
+        feats, n_frames = model.front_end.raw_features(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
         stats.update(feats, n_frames)
     model.front_end.set_statistics(*stats.result())
 
@@ -312,6 +312,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     ckpt_dir = run_dir / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     start_epoch, step, best, bad_epochs = 0, 0, -math.inf, 0
+    average: dict = {}  # checkpoint averaging: {"sum": state dict, "count": epochs summed}
     if cfg.trainer.resume and last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"]["state_dict"])
@@ -320,6 +321,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         scaler.load_state_dict(state["scaler"])
         start_epoch, step, best, bad_epochs = state["epoch"] + 1, state["step"], state["best"], state["bad_epochs"]
         set_rng_state(state["rng"])
+        average = state.get("average", {})
         if is_main:
             print(f"resumed from {last_path} at epoch {start_epoch}", file=sys.stderr)
     else:
@@ -360,7 +362,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             wave, lengths = batch["waveform"].to(device, non_blocking=True), batch["lengths"].to(device)
             with torch.no_grad():
                 wave, lengths = augment(wave, lengths)
-                feats, n_frames = model.front_end(wave, lengths)
+                feats, n_frames = model.front_end(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
                 feats = spec_augment(feats)
             loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype)
             step += 1
@@ -388,6 +390,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             else:
                 bad_epochs += 1
             metrics["best"] = best
+            if cfg.trainer.average_last > 0 and epoch >= cfg.trainer.max_epochs - cfg.trainer.average_last:
+                average = accumulate_average(average, model)
             append_jsonl(run_dir / "metrics.jsonl", metrics)
             if writer is not None:
                 for k, v in metrics.items():
@@ -395,7 +399,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                         writer.add_scalar(k, v, epoch)
             atomic_save({"model": model_payload(model), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                         "step": step, "best": best, "bad_epochs": bad_epochs, "rng": rng_state()}, last_path)
+                         "step": step, "best": best, "bad_epochs": bad_epochs, "rng": rng_state(), "average": average}, last_path)
             summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
             print(summary, file=sys.stderr)
         stop = torch.tensor(int(cfg.trainer.early_stopping_patience > 0 and bad_epochs >= cfg.trainer.early_stopping_patience))
@@ -416,11 +420,20 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         dist.all_gather(gathered, local)
         rank_checksums = [g.cpu().tolist() for g in gathered]
     if is_main:
-        payload = torch.load(best_path, map_location="cpu", weights_only=True) if best_path.is_file() else model_payload(model)
+        if average:
+            payload = model_payload(model, {"averaged_epochs": average["count"]})
+            payload["state_dict"] = {k: (v / average["count"]).to(payload["state_dict"][k].dtype)
+                                     for k, v in average["sum"].items()}
+        elif best_path.is_file():
+            payload = torch.load(best_path, map_location="cpu", weights_only=True)
+        else:
+            payload = model_payload(model)
         final = model_from_payload(payload, best_path).to(device)
         chosen_by = f"valid_{metric_name}" if valid_loader is not None else "train_loss"
         results = {"best_epoch": payload["info"].get("epoch"), chosen_by: best if valid_loader is not None else -best,
                    "parameters": count_parameters(final), "labels": labels}
+        if average:
+            results["averaged_epochs"] = average["count"]
         if rank_checksums is not None:
             results["world_size"], results["rank_weight_checksums"] = world, rank_checksums
         if test_set is not None and cfg.trainer.evaluate_test:
@@ -440,6 +453,14 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return results
+
+
+def accumulate_average(average: dict, model: SpeechModel) -> dict:
+    """Add the model's current weights to a running sum (float64 on the CPU) for checkpoint averaging."""
+    state = {k: v.detach().to("cpu", torch.float64) for k, v in model.state_dict().items()}
+    if not average:
+        return {"sum": state, "count": 1}
+    return {"sum": {k: average["sum"][k] + v for k, v in state.items()}, "count": average["count"] + 1}
 
 
 def optimizer_step(net, model: SpeechModel, feats, n_frames, batch: dict, cfg: TrainConfig, device, optimizer,

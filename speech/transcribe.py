@@ -386,16 +386,27 @@ def check_device(device: str) -> None:
             raise UsageError("--device cuda: no CUDA device is available")
 
 
-def load_recognizer(model: str, device: str = "auto", batch_size: int = 32):
+def resolve_engine(engine: str) -> str:
+    """``auto`` -> ``onnx`` where onnxruntime is installed (faster on the CPU), else ``torch``."""
+    if engine != "auto":
+        return engine
+    import importlib.util
+
+    return "onnx" if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx") else "torch"
+
+
+def load_recognizer(model: str, device: str = "auto", batch_size: int = 32, engine: str = "torch",
+                    threads: int | None = None):
     """A :class:`Recognizer`, or :class:`UsageError` with the model file's one-line problem."""
     from speech.checkpoint import ModelFileError
+    from speech.export import ExportError
     from speech.recognizer import Recognizer
 
     check_device(device)
     try:
-        return Recognizer(model, device=device, batch_size=batch_size)
-    except ModelFileError as err:
-        raise UsageError(str(err)) from None
+        return Recognizer(model, device=device, batch_size=batch_size, engine=resolve_engine(engine), threads=threads)
+    except (ModelFileError, ExportError) as err:
+        raise UsageError(f"{model}: {err}" if str(model) not in str(err) else str(err)) from None
 
 
 def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str], None] | None = None):

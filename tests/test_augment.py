@@ -248,3 +248,63 @@ def test_seed_everything_seeds_torch():
     a = torch.rand(3)
     seed_everything(123)
     assert torch.equal(torch.rand(3), a)
+
+
+# --------------------------------------------------------------------------- vocal-tract-length perturbation
+
+
+def test_vtlp_warps_move_a_formant_by_the_factor():
+    """A 1 kHz tone: warping the filter bank by alpha moves its peak to the mel band of alpha * 1 kHz."""
+    from speech.features import FeatureConfig, FrontEnd
+
+    front = FrontEnd(FeatureConfig(n_mels=80, normalize="none"))
+    t = torch.arange(RATE) / RATE
+    tone = torch.sin(2 * math.pi * 1000 * t).repeat(3, 1)
+    lengths = torch.full((3,), RATE)
+    warps = torch.tensor([1.0, 0.9, 1.1])
+    feats, _ = front(tone, lengths, warps)
+    peaks = feats.mean(1).argmax(1)
+    plain, _ = front(tone[:1], lengths[:1])
+    assert int(peaks[0]) == int(plain.mean(1).argmax(1)[0])  # alpha = 1 is the unwarped front end
+    centres = torch.tensor(librosa_mel_centres(80))
+    for i, alpha in enumerate(warps.tolist()):
+        expected = int((centres - 1000 * alpha).abs().argmin())
+        assert abs(int(peaks[i]) - expected) <= 1, (alpha, int(peaks[i]), expected)
+    assert peaks[1] < peaks[0] < peaks[2]
+
+
+def librosa_mel_centres(n_mels: int) -> list[float]:
+    librosa = pytest.importorskip("librosa")
+    return librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=RATE / 2)[1:-1].tolist()
+
+
+def test_vtlp_warps_are_drawn_in_range_and_off_by_default():
+    assert WaveformAugment(AugmentConfig(**OFF), RATE).vtlp_warps(8, "cpu") is None
+    torch.manual_seed(0)
+    warps = WaveformAugment(AugmentConfig(**OFF, vtlp_prob=0.5, vtlp_min=0.9, vtlp_max=1.1), RATE).vtlp_warps(4000, "cpu")
+    warped = warps != 1.0
+    assert 0.45 < warped.float().mean() < 0.55
+    assert warps.min() >= 0.9 and warps.max() <= 1.1 and warps[warped].std() > 0.05
+
+
+# --------------------------------------------------------------------------- cropping a word's first/last sounds
+
+
+def test_crop_silences_only_the_ends_of_the_active_span():
+    """A tone from 0.25 s to 0.75 s: at most ``crop_max`` of it is cut at each end; the middle and the
+    silence around it are untouched; with ``crop_prob=0`` nothing changes."""
+    torch.manual_seed(0)
+    wave = torch.zeros(16, RATE)
+    wave[:, 4000:12000] = torch.sin(torch.arange(8000) / 5.0) + 0.5
+    lengths = torch.full((16,), RATE)
+    out, _ = WaveformAugment(AugmentConfig(**OFF, crop_prob=1.0, crop_max=0.25), RATE)(wave, lengths)
+    kept = out != 0
+    starts = kept.float().argmax(1)
+    ends = RATE - kept.flip(1).float().argmax(1)
+    assert (starts >= 4000).all() and (starts <= 4000 + 2000 + 160).all()
+    assert (ends <= 12000).all() and (ends >= 12000 - 2000 - 160).all()
+    assert starts.unique().numel() > 4  # a different cut per clip
+    middle = slice(6200, 9800)
+    assert torch.equal(out[:, middle], wave[:, middle])
+    same, _ = WaveformAugment(AugmentConfig(**OFF, crop_prob=0.0), RATE)(wave, lengths)
+    assert torch.equal(same, wave)

@@ -171,3 +171,20 @@ def test_backends_reject_other_files(tmp_path, exported):
         OnnxBackend(bare)
     with pytest.raises(ModelFileError, match="not a TorchScript model"):
         TorchScriptBackend(junk)
+
+
+def test_recognizer_onnx_engine_matches_pytorch(exported):
+    """``Recognizer(engine="onnx")`` exports the model in memory and runs it in onnxruntime (one thread):
+    the same outputs as the PyTorch engine on real clips."""
+    from speech.export import OnnxBackend
+    from speech.recognizer import Recognizer
+
+    torch_rec = Recognizer(exported["pt"])
+    onnx_rec = Recognizer(exported["pt"], engine="onnx", threads=1)
+    assert isinstance(onnx_rec.backend, OnnxBackend)
+    assert onnx_rec.backend.session.get_session_options().intra_op_num_threads == 1
+    waves = [load_audio(f, torch_rec.sample_rate) for f in real_files()]
+    for a, b in zip(torch_rec.forward(waves), onnx_rec.forward(waves)):
+        torch.testing.assert_close(b, a, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="engine"):
+        Recognizer(exported["pt"], engine="tflite")

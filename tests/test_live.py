@@ -13,6 +13,7 @@ subprocess on the default device and plays clips into it with ``paplay``.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import random
 import shutil
@@ -173,13 +174,17 @@ def json_lines(out: str) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------- file-fed pipeline
-def test_file_fed_stream_recognizes_commands_in_order(command_model, heldout_clips, tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_file_fed_stream_recognizes_commands_in_order(command_model, heldout_clips, tmp_path, capsys, engine):
     """The demo: ten commands of held-out speakers in one stream (at 44.1 kHz, resampled block by
-    block) -> the detected labels in order match, allowing a miss or two and one false detection."""
+    block) -> the detected labels in order match, allowing a miss or two and one false detection;
+    in PyTorch and in onnxruntime (the model exported in memory)."""
+    if engine == "onnx":
+        pytest.importorskip("onnxruntime")
     clips = pick(heldout_clips, 10, seed=1)
     truth = write_stream(tmp_path / "stream.wav", clips, seed=1, rate=44100)
     rc, out, err = speech(capsys, "listen", "--model", command_model, "--input-file", tmp_path / "stream.wav",
-                          "--fast", "--json")
+                          "--fast", "--json", "--engine", engine)
     assert rc == 0, err
     found = json_lines(out)
     assert all(set(d) == {"time", "label", "score"} and 0 < d["score"] <= 1 for d in found)
@@ -234,6 +239,13 @@ def test_ctc_model_transcribes_each_utterance_with_a_grammar(tmp_path, capsys):
     assert all(set(d) == {"time", "text", "score"} and d["text"] in ("turn on", "turn off", "stop") for d in runs[0])
     assert runs[0][0]["time"] == pytest.approx(1.0 + 0.3, abs=0.1)  # end of the burst + hangover
     assert [d["text"] for d in runs[1]] == [d["text"] for d in runs[0]]
+    if importlib.util.find_spec("onnxruntime"):  # the default engine ran the ONNX export: the same with PyTorch
+        rc, out, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav",
+                              "--fast", "--json", "--grammar", tmp_path / "grammar.txt", "--engine", "torch")
+        assert rc == 0 and [d["text"] for d in json_lines(out)] == [d["text"] for d in runs[0]]
+        rc, _, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav",
+                            "--streaming", "--engine", "onnx")
+        assert rc == 2 and "--streaming" in one_line(err)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -341,5 +353,6 @@ def test_streaming_benchmark_smoke(command_model, prepared, tmp_path, capsys):
     assert commands["words"] >= 4 and commands["hits"] >= 1 and commands["seconds"] == pytest.approx(18, abs=0.5)
     assert report["compute"]["model_ms_per_hop"] > 0 and report["compute"]["threads"] == 1
     rc, out, _ = speech(capsys, "bench", "streaming", "--manifest", prepared["heldout"], "--model", command_model,
-                        "--minutes", 0.1, "--snr", 20, "--out", tmp_path / "bench.md")
+                        "--minutes", 0.1, "--snr", 20, "--out", tmp_path / "bench.md", "--engine", "torch")
     assert rc == 0 and (tmp_path / "bench.md").read_text().startswith("| stream |")
+    assert "1 thread, torch)" in out

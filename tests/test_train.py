@@ -106,8 +106,9 @@ def test_multirun_sweeps(fsdd_prepared, tmp_path):
 
 
 def test_resume_after_kill_ends_with_the_same_model(fsdd_prepared, tmp_path):
+    """Also with VTLP and checkpoint averaging on: the running average survives the kill too."""
     common = ["recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.max_items=64", "trainer.max_epochs=3",
-              "augment.noise_prob=0.5", *TINY]
+              "augment.noise_prob=0.5", "augment.vtlp_prob=0.5", "trainer.average_last=2", *TINY]
     reference = tmp_path / "reference"
     assert run_train(*common, f"hydra.run.dir={reference}").returncode == 0
 
@@ -127,6 +128,7 @@ def test_resume_after_kill_ends_with_the_same_model(fsdd_prepared, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stderr
     a, b = read_payload(reference / "model.pt")["state_dict"], read_payload(interrupted / "model.pt")["state_dict"]
+    assert read_metrics(interrupted)[-1]["averaged_epochs"] == 2
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -145,3 +147,18 @@ def test_two_process_ddp_on_cpu_keeps_ranks_in_sync(fsdd_prepared, tmp_path):
     first, second = results["rank_weight_checksums"]
     assert first == second
     assert (run / "model.pt").is_file()
+
+
+def test_checkpoint_averaging_is_the_mean_of_the_weights():
+    from speech.features import FeatureConfig
+    from speech.models.model import ModelConfig, SpeechModel
+    from speech.train import accumulate_average
+
+    models = [SpeechModel(ModelConfig(hidden_size=8, num_layers=1), FeatureConfig(n_mels=10), ["a", "b"]) for _ in range(3)]
+    average: dict = {}
+    for m in models:
+        average = accumulate_average(average, m)
+    assert average["count"] == 3
+    name = "head.output.weight" if "head.output.weight" in average["sum"] else next(iter(average["sum"]))
+    mean = sum(m.state_dict()[name].double() for m in models) / 3
+    assert torch.allclose(average["sum"][name] / 3, mean)
