@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--valid-speakers", type=int, default=0,
                         help="speakers that choose the epoch (0: keep the last epoch, train on more voices)")
     parser.add_argument("--unknown-factor", type=float, default=3.0)
-    parser.add_argument("--real-repeat", type=int, default=3,
+    parser.add_argument("--real-repeat", type=int, default=5,
                         help="list each real training clip this many times (real voices are scarce)")
     parser.add_argument("--silence", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
