@@ -90,9 +90,11 @@ class WaveformAugment(nn.Module):
         return wave, lengths
 
     def crop(self, wave: torch.Tensor, lengths: torch.Tensor, frame: int = 160, below_peak_db: float = 40.0) -> torch.Tensor:
-        """Silence a random part of each clip's first and last sounds (with ``crop_prob``). The active span
-        is the run of ``frame``-sample frames within ``below_peak_db`` of the clip's loudest frame; up to
-        ``crop_max`` of it is cut at each end. Noise added later fills the silenced part."""
+        """Silence a random part of each clip's first and last sounds (with ``crop_prob``):
+        ``wave (batch, samples)``, ``lengths (batch,)`` -> ``(batch, samples)``. The active span is the run
+        of ``frame``-sample frames within ``below_peak_db`` of the clip's loudest frame; up to ``crop_max``
+        of it is cut at each end. Only the cut parts of the span are zeroed (the background before and
+        after the word stays); noise added later fills them."""
         c = self.config
         batch, samples = wave.shape
         n = samples // frame
@@ -109,9 +111,11 @@ class WaveformAugment(nn.Module):
         cut_tail = (torch.rand(batch, device=wave.device) * c.crop_max * span).floor().long()
         start, end = (first + cut_head) * frame, (last + 1 - cut_tail) * frame
         positions = torch.arange(samples, device=wave.device)[None, :]
-        keep = (positions >= start[:, None]) & (positions < end[:, None])
+        span_start, span_end = first * frame, (last + 1) * frame
+        cut = (((positions >= span_start[:, None]) & (positions < start[:, None]))
+               | ((positions >= end[:, None]) & (positions < span_end[:, None])))
         apply = (torch.rand(batch, device=wave.device) < c.crop_prob) & (last >= first)
-        return torch.where(apply[:, None] & ~keep, torch.zeros_like(wave), wave)
+        return torch.where(apply[:, None] & cut, torch.zeros_like(wave), wave)
 
     def vtlp_warps(self, batch: int, device: torch.device | str) -> torch.Tensor | None:
         """Per-clip frequency-warp factors ``(batch,)`` for ``FrontEnd(..., warp=)`` (1.0 = unwarped),

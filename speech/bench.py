@@ -95,7 +95,7 @@ def streaming(args: argparse.Namespace) -> int:
         error("streaming", str(err))
         return EXIT_USAGE
     report["config"]["model"] = str(args.model)
-    report["config"]["engine"] = engine
+    report["config"]["engine"] = type(recognizer.backend).__name__.replace("Backend", "").lower()  # what ran
     report["config"]["manifest"] = str(args.manifest)
     table = benchmark_table(report)
     print(table)

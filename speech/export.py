@@ -209,8 +209,12 @@ def onnx_backend(model, threads: int | None = None) -> "OnnxBackend":
     """``model`` exported to ONNX (in a temporary file, removed again) and loaded in onnxruntime: the
     ``onnx`` engine of :class:`~speech.recognizer.Recognizer`. Raises :class:`ExportError` or
     :class:`~speech.checkpoint.ModelFileError` (onnxruntime missing) with a one-line reason."""
+    import importlib.util
     import tempfile
 
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"the onnx engine needs {' and '.join(missing)} (pip install 'speech[export]')")
     with tempfile.TemporaryDirectory(prefix="speech-onnx-") as folder:
         path = Path(folder) / "model.onnx"
         export_onnx(model, path, check=False)

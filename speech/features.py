@@ -145,9 +145,11 @@ class FrontEnd(nn.Module):
         """Vocal-tract-length perturbation (Jaitly & Hinton, 2013): the mel filter bank of each clip
         ``(batch, n_freqs, n_mels)`` read on a frequency axis warped by ``warp (batch,)`` (about 0.9-1.1).
 
-        Frequency ``f`` maps to ``alpha * f`` up to a boundary ``f_hi = 0.85 * nyquist * min(alpha, 1)``
-        and linearly onto the Nyquist frequency above it (Jaitly & Hinton's piecewise-linear warp), so the
-        band edges stay put. Each filter is a triangle on the warped axis."""
+        Frequency ``f`` maps to ``alpha * f`` below ``f_hi = 0.85 * nyquist * min(alpha, 1) / alpha`` (so the
+        warped frequency there stays under 0.85 * nyquist) and linearly onto the Nyquist frequency above it
+        (Jaitly & Hinton's piecewise-linear warp), so the band edges stay put. Each filter is a triangle on
+        the warped axis; filters are not renormalized, so a clip's level moves by about
+        ``-10 log10(alpha)`` dB (under 0.5 dB for 0.9-1.1, as in Kaldi's VTLN warping)."""
         n_freqs = self.mel_fbanks.shape[0]
         bins = torch.arange(n_freqs, device=warp.device, dtype=self.mel_fbanks.dtype)[None, :]  # (1, F)
         nyq = float(n_freqs - 1)

@@ -78,6 +78,8 @@ class Recognizer:
         device = resolve_device(device)
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be torch or onnx, not {engine!r}")
+        if engine == "onnx" and device != "cpu":
+            raise ValueError(f"the onnx engine runs on the CPU only (device {device!r})")
         if isinstance(model, (str, Path)) and str(model).endswith((".onnx", ".ts")):
             from speech.export import OnnxBackend, TorchScriptBackend
 

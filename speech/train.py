@@ -420,7 +420,13 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         dist.all_gather(gathered, local)
         rank_checksums = [g.cpu().tolist() for g in gathered]
     if is_main:
+        if cfg.trainer.average_last > 0 and not average:
+            print(f"trainer.average_last={cfg.trainer.average_last}: training ended before the averaging window; "
+                  "keeping the best epoch", file=sys.stderr)
         if average:
+            if average["count"] < cfg.trainer.average_last:  # early stopping or max_steps ended it sooner
+                print(f"trainer.average_last={cfg.trainer.average_last}: only {average['count']} epoch(s) "
+                      "reached the averaging window; the model averages those", file=sys.stderr)
             payload = model_payload(model, {"averaged_epochs": average["count"]})
             payload["state_dict"] = {k: (v / average["count"]).to(payload["state_dict"][k].dtype)
                                      for k, v in average["sum"].items()}

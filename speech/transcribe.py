@@ -403,10 +403,16 @@ def load_recognizer(model: str, device: str = "auto", batch_size: int = 32, engi
     from speech.recognizer import Recognizer
 
     check_device(device)
+    chosen = resolve_engine(engine)
     try:
-        return Recognizer(model, device=device, batch_size=batch_size, engine=resolve_engine(engine), threads=threads)
-    except (ModelFileError, ExportError) as err:
-        raise UsageError(f"{model}: {err}" if str(model) not in str(err) else str(err)) from None
+        return Recognizer(model, device=device, batch_size=batch_size, engine=chosen, threads=threads)
+    except ExportError as err:
+        if engine != "auto":
+            raise UsageError(f"{model}: {err}") from None
+        print(f"note: {model}: {err}; running it in PyTorch", file=sys.stderr)  # auto: the export is only a speed-up
+        return load_recognizer(model, device, batch_size, "torch", threads)
+    except ModelFileError as err:
+        raise UsageError(str(err)) from None
 
 
 def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str], None] | None = None):

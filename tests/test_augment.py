@@ -291,19 +291,22 @@ def test_vtlp_warps_are_drawn_in_range_and_off_by_default():
 
 
 def test_crop_silences_only_the_ends_of_the_active_span():
-    """A tone from 0.25 s to 0.75 s: at most ``crop_max`` of it is cut at each end; the middle and the
-    silence around it are untouched; with ``crop_prob=0`` nothing changes."""
+    """A tone from 0.25 s to 0.75 s over a -60 dB noise floor: at most ``crop_max`` of the tone is cut at
+    each end; the middle and the background noise around the word are untouched; with ``crop_prob=0``
+    nothing changes."""
     torch.manual_seed(0)
-    wave = torch.zeros(16, RATE)
-    wave[:, 4000:12000] = torch.sin(torch.arange(8000) / 5.0) + 0.5
+    wave = 1e-3 * torch.randn(16, RATE)
+    wave[:, 4000:12000] += torch.sin(torch.arange(8000) / 5.0) + 0.5
     lengths = torch.full((16,), RATE)
     out, _ = WaveformAugment(AugmentConfig(**OFF, crop_prob=1.0, crop_max=0.25), RATE)(wave, lengths)
-    kept = out != 0
-    starts = kept.float().argmax(1)
-    ends = RATE - kept.flip(1).float().argmax(1)
-    assert (starts >= 4000).all() and (starts <= 4000 + 2000 + 160).all()
-    assert (ends <= 12000).all() and (ends >= 12000 - 2000 - 160).all()
-    assert starts.unique().numel() > 4  # a different cut per clip
+    zeroed = out == 0
+    assert torch.equal(out[:, :4000], wave[:, :4000]) and torch.equal(out[:, 12000:], wave[:, 12000:])
+    assert not zeroed[:, :4000].any() and not zeroed[:, 12000:].any()
+    kept = ~zeroed[:, 4000:12000]
+    starts = 4000 + kept.float().argmax(1)
+    ends = 12000 - kept.flip(1).float().argmax(1)
+    assert (starts <= 4000 + 2000 + 160).all() and (ends >= 12000 - 2000 - 160).all()
+    assert starts.unique().numel() > 4 and zeroed.any(1).all()  # every clip cut, a different cut per clip
     middle = slice(6200, 9800)
     assert torch.equal(out[:, middle], wave[:, middle])
     same, _ = WaveformAugment(AugmentConfig(**OFF, crop_prob=0.0), RATE)(wave, lengths)

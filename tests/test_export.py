@@ -188,3 +188,23 @@ def test_recognizer_onnx_engine_matches_pytorch(exported):
         torch.testing.assert_close(b, a, atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="engine"):
         Recognizer(exported["pt"], engine="tflite")
+
+
+def test_engine_auto_falls_back_to_pytorch_when_the_export_fails(exported, monkeypatch, capsys):
+    """``auto`` only speeds things up: a model that will not export still runs, with a one-line note;
+    ``onnx`` asked for explicitly is a one-line usage error instead."""
+    import speech.export
+    from speech.recognizer import TorchBackend
+    from speech.transcribe import UsageError, load_recognizer
+
+    def refuse(model, threads=None):
+        raise speech.export.ExportError("ONNX export failed: no")
+
+    monkeypatch.setattr(speech.export, "onnx_backend", refuse)
+    monkeypatch.setattr("speech.transcribe.resolve_engine", lambda engine: "onnx" if engine == "auto" else engine)
+    rec = load_recognizer(str(exported["pt"]), "cpu", engine="auto")
+    assert isinstance(rec.backend, TorchBackend)
+    note = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(note) == 1 and "running it in PyTorch" in note[0] and "ONNX export failed" in note[0]
+    with pytest.raises(UsageError, match="ONNX export failed"):
+        load_recognizer(str(exported["pt"]), "cpu", engine="onnx")
