@@ -70,7 +70,7 @@ def streaming(args: argparse.Namespace) -> int:
     from speech.data.manifest import ManifestError, read_manifest
     from speech.bench_streaming import benchmark_table, streaming_benchmark
     from speech.streaming import SmoothingConfig
-    from speech.transcribe import UsageError, load_recognizer, resolve_engine
+    from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
     try:
@@ -84,8 +84,7 @@ def streaming(args: argparse.Namespace) -> int:
             rows = read_manifest(args.manifest)
         except ManifestError as err:
             raise UsageError(str(err)) from None
-        engine = resolve_engine(args.engine)
-        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=engine, threads=1)
+        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
         smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
         report = streaming_benchmark(
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
@@ -95,7 +94,7 @@ def streaming(args: argparse.Namespace) -> int:
         error("streaming", str(err))
         return EXIT_USAGE
     report["config"]["model"] = str(args.model)
-    report["config"]["engine"] = type(recognizer.backend).__name__.replace("Backend", "").lower()  # what ran
+    report["config"]["engine"] = recognizer.engine
     report["config"]["manifest"] = str(args.manifest)
     table = benchmark_table(report)
     print(table)

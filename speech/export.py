@@ -205,14 +205,20 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool 
     return diff
 
 
+def onnx_missing() -> list[str]:
+    """The packages the onnx engine needs that are not installed (empty: it can run)."""
+    import importlib.util
+
+    return [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+
+
 def onnx_backend(model, threads: int | None = None) -> "OnnxBackend":
     """``model`` exported to ONNX (in a temporary file, removed again) and loaded in onnxruntime: the
-    ``onnx`` engine of :class:`~speech.recognizer.Recognizer`. Raises :class:`ExportError` or
-    :class:`~speech.checkpoint.ModelFileError` (onnxruntime missing) with a one-line reason."""
-    import importlib.util
+    ``onnx`` engine of :class:`~speech.recognizer.Recognizer`. Raises :class:`ExportError` with a
+    one-line reason (a package missing, or the export failing)."""
     import tempfile
 
-    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    missing = onnx_missing()
     if missing:
         raise ExportError(f"the onnx engine needs {' and '.join(missing)} (pip install 'speech[export]')")
     with tempfile.TemporaryDirectory(prefix="speech-onnx-") as folder:

@@ -74,7 +74,8 @@ class Recognizer:
                  engine: str = "torch", threads: int | None = None):
         """``engine``: ``torch`` runs a model file in PyTorch; ``onnx`` exports it to ONNX in memory and runs
         it in onnxruntime with ``threads`` intra-op threads (CPU; about twice as fast on a 1 s window).
-        ``.onnx`` and ``.ts`` files always run in onnxruntime / TorchScript."""
+        ``.onnx`` and ``.ts`` files always run in onnxruntime / TorchScript. ``self.engine`` says which ran:
+        ``torch``, ``onnx`` or ``torchscript``."""
         device = resolve_device(device)
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be torch or onnx, not {engine!r}")
@@ -84,9 +85,9 @@ class Recognizer:
             from speech.export import OnnxBackend, TorchScriptBackend
 
             if str(model).endswith(".ts"):
-                self.backend = TorchScriptBackend(str(model))
+                self.backend, self.engine = TorchScriptBackend(str(model)), "torchscript"
             else:
-                self.backend = OnnxBackend(str(model), threads)
+                self.backend, self.engine = OnnxBackend(str(model), threads), "onnx"
             meta = self.backend.metadata
             self.labels, self.is_ctc = meta["labels"], meta["head"] == "ctc"
             self.sample_rate, vocab_unit = meta["sample_rate"], meta.get("vocabulary", "char")
@@ -99,6 +100,7 @@ class Recognizer:
                 self.backend = onnx_backend(m, threads)
             else:
                 self.backend = TorchBackend(m, device)
+            self.engine = engine
             self.labels, self.is_ctc, self.sample_rate = m.labels, m.is_ctc, m.sample_rate
             vocab_unit = m.config.vocabulary
             self.info = getattr(m, "info", {})

@@ -390,9 +390,9 @@ def resolve_engine(engine: str) -> str:
     """``auto`` -> ``onnx`` where onnxruntime is installed (faster on the CPU), else ``torch``."""
     if engine != "auto":
         return engine
-    import importlib.util
+    from speech.export import onnx_missing
 
-    return "onnx" if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx") else "torch"
+    return "torch" if onnx_missing() else "onnx"
 
 
 def load_recognizer(model: str, device: str = "auto", batch_size: int = 32, engine: str = "torch",
