@@ -132,7 +132,7 @@ def save_audio(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sam
     """Write ``(samples,)`` float audio to ``path`` atomically (temp file, then rename)."""
     path = Path(path)
     data = waveform.detach().cpu().numpy() if isinstance(waveform, torch.Tensor) else np.asarray(waveform)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: concurrent writers never share it
     try:
         sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, subtype=subtype, format=_format_for(path))
         os.replace(tmp, path)

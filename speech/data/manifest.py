@@ -88,7 +88,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance | dic
     """Write rows atomically (temp file, then rename); returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # per process: concurrent writers never share it
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
         for utt in utterances:
