@@ -1,6 +1,7 @@
 """Batch augmentation, each piece switchable in ``conf/augment``: random time shift, gain, background
 noise at a random SNR, speed perturbation (on waveforms), vocal-tract-length perturbation (a per-clip warp
-of the mel filter bank, drawn by ``vtlp_warps`` and applied by the front end), and SpecAugment (on features).
+of the mel filter bank, drawn by ``vtlp_warps`` and applied by the front end), and, on features, tempo
+perturbation (speaking rate without pitch) and SpecAugment.
 
 Everything works on a padded batch ``(batch, samples)`` + ``lengths`` at once, on the batch's device.
 """
@@ -23,7 +24,9 @@ class AugmentConfig:
     from ``rt60_min``..``rt60_max`` seconds). ``vtlp_prob``: warp the frequency axis of a clip's filter bank
     by a factor drawn uniformly from ``vtlp_min``..``vtlp_max`` (a different vocal-tract length).
     ``crop_prob``: cut up to ``crop_max`` of the word's active span from its start and from its end (a
-    recording that clips a word's first or last sound, as many real command clips do)."""
+    recording that clips a word's first or last sound, as many real command clips do).
+    ``tempo_prob``: change a clip's speaking rate, not its pitch, by a factor drawn uniformly from
+    ``tempo_min``..``tempo_max`` (> 1 is faster: fewer frames), resampling its feature frames in time."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0
@@ -41,6 +44,9 @@ class AugmentConfig:
     vtlp_prob: float = 0.0
     vtlp_min: float = 0.9
     vtlp_max: float = 1.1
+    tempo_prob: float = 0.0
+    tempo_min: float = 0.8
+    tempo_max: float = 1.25
     freq_masks: int = 0
     freq_mask_width: int = 8
     time_masks: int = 0
@@ -186,6 +192,39 @@ class WaveformAugment(nn.Module):
         scale = torch.where(silent, torch.rand(batch, device=wave.device) * 0.3, scale)
         apply = (torch.rand(batch, device=wave.device) < c.noise_prob).to(wave.dtype)
         return wave + (apply * scale)[:, None] * noise * mask
+
+
+class TempoPerturb(nn.Module):
+    """Per-clip speaking-rate change on features: ``(feats (B, T, D), lengths (B,))`` ->
+    ``(feats (B, T', D), lengths (B,))``.
+
+    Clip ``b`` drawn for a rate ``r`` gets ``round(lengths[b] / r)`` frames, frame ``j`` linearly interpolated
+    at source position ``j * r``: the spectrum of each frame (pitch, formants) is unchanged, only the
+    durations change, unlike speed perturbation which scales both. Speakers differ in rate by up to about
+    2x for the same word (FSDD's "six": 0.20 s active for one speaker, 0.45 s for another)."""
+
+    def __init__(self, config: AugmentConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if c.tempo_prob <= 0:
+            return feats, lengths
+        batch, _, dim = feats.shape
+        rate = torch.empty(batch, device=feats.device).uniform_(c.tempo_min, c.tempo_max)
+        rate = torch.where(torch.rand(batch, device=feats.device) < c.tempo_prob, rate, torch.ones_like(rate))
+        new_lengths = torch.clamp(torch.round(lengths.to(rate.dtype) / rate), min=1).long()
+        last = (lengths - 1).clamp(min=0)[:, None]
+        src = torch.arange(int(new_lengths.max()), device=feats.device, dtype=rate.dtype)[None, :] * rate[:, None]
+        src = torch.minimum(src, last.to(rate.dtype))
+        low = src.floor().long()
+        high = torch.minimum(low + 1, last)
+        weight = (src - low.to(rate.dtype)).unsqueeze(-1).to(feats.dtype)
+        at = lambda index: feats.gather(1, index.unsqueeze(-1).expand(-1, -1, dim))  # noqa: E731
+        out = at(low) * (1 - weight) + at(high) * weight
+        mask = lengths_to_mask(new_lengths, out.shape[1]).unsqueeze(-1)
+        return out.masked_fill(~mask, 0.0), new_lengths
 
 
 class SpecAugment(nn.Module):

@@ -521,7 +521,7 @@ def _train_worker(p: dict) -> dict:
     from speech.data.dataset import AudioDataset
     from speech.data.manifest import read_manifest
     from speech.models import ModelConfig, SpeechModel
-    from speech.train import FeaturesToOutput, make_loader, make_scheduler, optimizer_step
+    from speech.train import FeaturesToOutput, autocast_dtype, make_loader, make_scheduler, optimizer_step
 
     rows = read_manifest(p["manifest"])
     labels = sorted({r.label for r in rows})
@@ -539,8 +539,9 @@ def _train_worker(p: dict) -> dict:
                                   weight_decay=cfg.optim.weight_decay)
     steps_per_epoch = -(-len(rows) // cfg.data.batch_size)
     scheduler = make_scheduler(cfg, optimizer, steps_per_epoch * (p["epochs"] + 1))
-    amp_dtype = torch.float16 if device.type == "cuda" else None  # trainer.precision=auto, as speech.train
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is not None)
+    # the reference trains as speech.train does by default (trainer.precision=auto); ours with --precision
+    amp_dtype = autocast_dtype(p.get("precision", "auto") if p["which"] == "ours" else "auto", device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
     cache_build_s = 0.0
 
     def sync():
@@ -813,6 +814,7 @@ def benchmark_train(
     gpu: bool = True,
     data_dir: str | None = None,
     work_dir: str | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Training throughput of speech.train's data path (DecodedAudioCache, BucketingBatchSampler, batched
     augmentation and features) against a plain per-item loop (decode + features per item in a standard
@@ -843,7 +845,7 @@ def benchmark_train(
                     params = {"which": which, "manifest": str(manifest), "batch_size": batch_size, "epochs": epochs,
                               "threads": threads, "workers": workers, "device": device, "clip_seconds": clip_seconds,
                               "augment": augment, "reference_features": reference_features, "model": model or {},
-                              "data_dir": data_dir}
+                              "data_dir": data_dir, "precision": precision}
                     runs[device][which].append(run_worker("train-worker", params, threads))
         summary = {device: _summarize_train(r) for device, r in runs.items()}
         memory = None
@@ -856,6 +858,7 @@ def benchmark_train(
         "benchmark": "train", "machine": info, "load_after": load_now(),
         "params": {"clips": len(files), "batch_size": batch_size, "epochs": epochs, "repeats": repeats,
                    "threads": threads, "workers": workers, "augment": augment, "reference_features": reference_features,
+                   "precision": precision,
                    "data": f"{SPEECH_COMMANDS_TEST} (1 s, 16 kHz)" if data == "speech_commands"
                    else "fsdd (8 kHz, resampled to 16 kHz, 0.2-2 s)",
                    "model": model or "ModelConfig() defaults", "features": "log-mel 40 (FeatureConfig() defaults)"},
@@ -923,7 +926,8 @@ def format_train(result: dict) -> str:
     for device, s in result["summary"].items():
         rows = []
         for which, name in (("reference", f"reference: librosa.load + {p['reference_features']} log-mel per item"),
-                            ("ours", "ours: DecodedAudioCache + BucketingBatchSampler + batched augment/features")):
+                            ("ours", "ours: DecodedAudioCache + BucketingBatchSampler + batched augment/features"
+                             + (f", precision {p['precision']}" if p.get("precision", "auto") != "auto" else ""))):
             r = s[which]
             rows.append([name, r["utterances_per_second"], r["epoch_s"],
                          r["speech_commands_epoch_min"] if p["data"].startswith(SPEECH_COMMANDS_TEST) else None,
@@ -939,7 +943,7 @@ def format_train(result: dict) -> str:
                 f"{100 * (1 - s['reference']['data_fraction']):.0f} % of a reference step and "
                 f"{100 * (1 - s['ours']['data_fraction']):.0f} % of ours: with the model's cost per clip unchanged, "
                 f"even a free data path would give at most {1 / (1 - s['reference']['data_fraction']):.2f}x on this "
-                f"device." + _model_cost_note(s), ""]
+                f"device." + _model_cost_note(s, p.get("precision", "auto")), ""]
     if not result["gpu"]:
         out += ["GPU: no GPU here (the same code runs with device cuda when torch.cuda.is_available()).", ""]
     m = result.get("memory")
@@ -977,13 +981,17 @@ def format_train(result: dict) -> str:
     return "\n".join(out)
 
 
-def _model_cost_note(s: dict) -> str:
+def _model_cost_note(s: dict, precision: str = "auto") -> str:
     ratio = s["reference"]["model_ms_per_clip"] / max(s["ours"]["model_ms_per_clip"], 1e-9)
     if 0.9 <= ratio <= 1.1:
         return ""
-    return (f" Here the model step itself costs {ratio:.2f}x less per clip in ours"
-            + (" (BucketingBatchSampler batches clips of similar length, so less padding runs through the GRU)."
-               if ratio > 1 else "."))
+    if precision != "auto":
+        why = f" (ours trains with precision {precision}, the reference in float32)."
+    elif ratio > 1:
+        why = " (BucketingBatchSampler batches clips of similar length, so less padding runs through the GRU)."
+    else:
+        why = "."
+    return f" Here the model step itself costs {ratio:.2f}x less per clip in ours" + why
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1008,6 +1016,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-clips", type=int, default=4_000,
                         help="real clips decoded into a new cache to measure the build's peak; 0 skips (default: 4000)")
     parser.add_argument("--no-gpu", action="store_true", help="CPU only even when CUDA is available")
+    parser.add_argument("--precision", choices=("auto", "32", "16", "bf16"), default="auto",
+                        help="our loop's trainer.precision (the reference keeps auto: fp16 on CUDA, float32 on CPU)")
     parser.add_argument("--data-dir", help="shared data folder (default: $SPEECH_DATA_DIR or ../shared/data)")
     parser.add_argument("--work-dir", help="where the temporary manifest and the simulated cache go (default: $TMPDIR)")
     parser.add_argument("--json", metavar="FILE", help="also write the result dict as JSON")
@@ -1016,7 +1026,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     result = benchmark_train(args.clips, args.batch_size, args.epochs, args.repeats, args.threads, args.workers,
                              args.data, args.augment, args.reference_features, None, args.memory_clips,
-                             args.float_clips, args.build_clips, not args.no_gpu, args.data_dir, args.work_dir)
+                             args.float_clips, args.build_clips, not args.no_gpu, args.data_dir, args.work_dir,
+                             args.precision)
     result["command"] = _command_line("python tools/bench_train.py", args, skip=("json", "work_dir"))
     return _report(result, format_train, args.json)
 

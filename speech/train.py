@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from speech.augment import SpecAugment, WaveformAugment, load_noise_bank, seed_everything
+from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
 from speech.data.dataset import AudioDataset, BucketingBatchSampler, DigitStringsDataset, collate
@@ -295,6 +295,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     noise = load_noise_bank(cfg.augment.noise_dir, cfg.features.sample_rate)
     augment = WaveformAugment(cfg.augment, cfg.features.sample_rate, noise).to(device)
     spec_augment = SpecAugment(cfg.augment)
+    tempo = TempoPerturb(cfg.augment)
     train_loader, train_sampler = make_loader(train_set, cfg, True, world, rank)
     valid_loader = make_loader(valid_set, cfg, False)[0] if valid_set else None
 
@@ -303,10 +304,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay)
     scheduler = make_scheduler(cfg, optimizer, total_steps)
-    precision = cfg.trainer.precision
-    if precision == "auto":
-        precision = "16" if device.type == "cuda" else "32"
-    amp_dtype = {"16": torch.float16, "bf16": torch.bfloat16}.get(str(precision))
+    amp_dtype = autocast_dtype(cfg.trainer.precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16 and device.type == "cuda")
 
     ckpt_dir = run_dir / "checkpoints"
@@ -363,6 +361,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             with torch.no_grad():
                 wave, lengths = augment(wave, lengths)
                 feats, n_frames = model.front_end(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
+                feats, n_frames = tempo(feats, n_frames)
                 feats = spec_augment(feats)
             loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype)
             step += 1
@@ -467,6 +466,16 @@ def accumulate_average(average: dict, model: SpeechModel) -> dict:
     if not average:
         return {"sum": state, "count": 1}
     return {"sum": {k: average["sum"][k] + v for k, v in state.items()}, "count": average["count"] + 1}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """``trainer.precision`` -> the autocast dtype, or None for float32: ``auto`` is fp16 on CUDA and
+    float32 on the CPU; ``bf16`` also works on the CPU (about 1.3x faster a step on AVX-512 BF16 CPUs)."""
+    if str(precision) == "auto":
+        precision = "16" if device.type == "cuda" else "32"
+    if str(precision) not in ("32", "16", "bf16"):
+        raise ValueError(f"trainer.precision must be auto, 32, 16 or bf16, got {precision!r}")
+    return {"16": torch.float16, "bf16": torch.bfloat16}.get(str(precision))
 
 
 def optimizer_step(net, model: SpeechModel, feats, n_frames, batch: dict, cfg: TrainConfig, device, optimizer,

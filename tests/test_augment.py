@@ -11,7 +11,7 @@ import torch
 import torchaudio.functional as AF
 
 from speech.audio import load_audio
-from speech.augment import AugmentConfig, SpecAugment, WaveformAugment, load_noise_bank, seed_everything
+from speech.augment import AugmentConfig, SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
 from speech.features import lengths_to_mask
 
 torch.set_num_threads(1)
@@ -213,6 +213,40 @@ def test_spec_augment_time_mask_width_limited_by_clip_length():
 def test_spec_augment_off_is_identity():
     feats = torch.randn(2, 7, 3)
     assert torch.equal(SpecAugment(AugmentConfig())(feats), feats)
+
+
+# --------------------------------------------------------------------------- tempo perturbation
+
+
+def test_tempo_changes_duration_not_spectrum():
+    # frame t of clip b holds the ramp value t in every bin: resampling in time must give t * rate
+    lengths = torch.tensor([80, 50, 20])
+    feats = torch.arange(80.0)[None, :, None].repeat(3, 1, 4)
+    feats = feats.masked_fill(~lengths_to_mask(lengths, 80).unsqueeze(-1), 0.0)
+    for rate in (0.5, 0.8, 1.25, 2.0):
+        out, new_lengths = TempoPerturb(AugmentConfig(tempo_prob=1.0, tempo_min=rate, tempo_max=rate))(feats, lengths)
+        assert new_lengths.tolist() == [round(n / rate) for n in lengths.tolist()]
+        assert out.shape == (3, int(new_lengths.max()), 4)
+        for b in range(3):
+            n = int(new_lengths[b])
+            expected = (torch.arange(n) * rate).clamp(max=float(lengths[b] - 1))
+            assert torch.allclose(out[b, :n], expected[:, None].expand(n, 4), atol=1e-5)
+            assert torch.all(out[b, n:] == 0)  # padding stays zero
+
+
+def test_tempo_draws_per_clip_within_range_and_off_is_identity():
+    torch.manual_seed(21)
+    lengths = torch.full((64,), 100)
+    feats = torch.randn(64, 100, 3)
+    out, new_lengths = TempoPerturb(AugmentConfig(tempo_prob=0.5, tempo_min=1.1, tempo_max=1.5))(feats, lengths)
+    changed = new_lengths != 100  # every drawn rate shortens the clip: unchanged ones were not drawn
+    assert 16 < int(changed.sum()) < 48  # about half the clips
+    assert int(new_lengths.min()) >= round(100 / 1.5) and int(new_lengths.max()) == 100
+    assert len(set(new_lengths[changed].tolist())) > 5  # a rate per clip, not one per batch
+    unchanged = ~changed
+    assert torch.equal(out[unchanged, :100], feats[unchanged])
+    same, same_lengths = TempoPerturb(AugmentConfig())(feats, lengths)
+    assert same is feats and same_lengths is lengths
 
 
 # --------------------------------------------------------------------------- reproducibility

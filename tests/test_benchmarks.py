@@ -109,7 +109,8 @@ def test_features_benchmark_smoke(shared_data):
 
 def test_train_benchmark_smoke(shared_data):
     result = B.benchmark_train(clips=8, batch_size=4, repeats=1, model={"hidden_size": 16, "num_layers": 1},
-                               memory_clips=60, float_clips=10, build_clips=8, gpu=False, data_dir=str(shared_data))
+                               memory_clips=60, float_clips=10, build_clips=8, gpu=False, data_dir=str(shared_data),
+                               precision="bf16")
     cpu = result["summary"]["cpu"]
     for which in ("reference", "ours"):
         row = cpu[which]
@@ -121,6 +122,7 @@ def test_train_benchmark_smoke(shared_data):
     assert memory["float_clips"] == 10 and memory["build"]["clips"] == 8
     text = B.format_train(result)
     assert "Ours / reference" in text and ("no GPU here" in text or result["gpu"])
+    assert "precision bf16" in text and result["params"]["precision"] == "bf16"  # ours in bf16, the reference not
 
 
 def test_transcribe_benchmark_smoke(shared_data):

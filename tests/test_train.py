@@ -72,9 +72,11 @@ def test_fsdd_digits_smoke_run_writes_a_self_describing_model(fsdd_prepared, tmp
 
 
 def test_digit_strings_ctc_smoke_run(fsdd_prepared, tmp_path):
+    """With tempo perturbation on: the CTC loss gets the stretched clips' frame counts."""
     run = tmp_path / "run"
     proc = run_train("recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas",
                      "data.train_size=24", "data.eval_size=8", "data.max_items=200", "trainer.max_epochs=1",
+                     "augment.tempo_prob=1.0", "augment.tempo_min=0.7", "augment.tempo_max=1.4",
                      f"hydra.run.dir={run}", *TINY)
     assert proc.returncode == 0, proc.stderr[-2000:]
     final = read_metrics(run)[-1]
@@ -106,9 +108,10 @@ def test_multirun_sweeps(fsdd_prepared, tmp_path):
 
 
 def test_resume_after_kill_ends_with_the_same_model(fsdd_prepared, tmp_path):
-    """Also with VTLP and checkpoint averaging on: the running average survives the kill too."""
+    """Also with VTLP, tempo perturbation and checkpoint averaging on: the running average survives the kill too."""
     common = ["recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.max_items=64", "trainer.max_epochs=3",
-              "augment.noise_prob=0.5", "augment.vtlp_prob=0.5", "trainer.average_last=3", *TINY]
+              "augment.noise_prob=0.5", "augment.vtlp_prob=0.5", "augment.tempo_prob=0.5", "trainer.average_last=3",
+              *TINY]
     reference = tmp_path / "reference"
     assert run_train(*common, f"hydra.run.dir={reference}").returncode == 0
 
@@ -147,6 +150,17 @@ def test_two_process_ddp_on_cpu_keeps_ranks_in_sync(fsdd_prepared, tmp_path):
     first, second = results["rank_weight_checksums"]
     assert first == second
     assert (run / "model.pt").is_file()
+
+
+def test_precision_names_the_autocast_dtype():
+    from speech.train import autocast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("auto", cuda) is torch.float16
+    assert autocast_dtype("32", cuda) is None and autocast_dtype(32, cpu) is None  # Hydra may give an int
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16 and autocast_dtype(16, cuda) is torch.float16
+    with pytest.raises(ValueError, match="trainer.precision must be"):
+        autocast_dtype("fp8", cpu)
 
 
 def test_checkpoint_averaging_is_the_mean_of_the_weights():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FSDD digits, leave-one-speaker-out: prepare -> train (one run per held-out speaker) -> evaluate -> export,
 # then print the results table (README.md holds the one measured here).
-#   bash recipes/fsdd_digits/run.sh [extra Hydra overrides]   env: SPEECH_DATA_DIR, OUT, EPOCHS, SPEAKERS, VARIANTS, JOBS
+#   bash recipes/fsdd_digits/run.sh [extra Hydra overrides]   env: SPEECH_DATA_DIR, OUT, EPOCHS, SPEAKERS, VARIANTS, JOBS,
+#   ACCENTED=1 (also train on accented synthesized digits: not the default here, see README.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${SPEECH_DATA_DIR:-../shared/data}
@@ -13,10 +14,17 @@ speech prepare fsdd --root "$DATA/fsdd" --split loso --out data/fsdd >/dev/null
 # more voices: the ten digits from the offline synthesizers (deterministic for the seed; resumable)
 speech synth --words zero,one,two,three,four,five,six,seven,eight,nine --engines flite,festival,espeak \
   --variants "${VARIANTS:-60}" --jobs "${JOBS:-2}" --seed 0 --quiet --out data/fsdd_synth
+MANIFESTS=data/fsdd_synth/synth.jsonl
+if [ "${ACCENTED:-0}" = 1 ]; then
+  # accented English: the same words as English phonemes spoken by eight other languages' espeak-ng voices
+  speech synth --words zero,one,two,three,four,five,six,seven,eight,nine --engines espeak-accent \
+    --variants "${VARIANTS:-60}" --jobs "${JOBS:-2}" --seed 0 --quiet --out data/fsdd_synth_accent
+  MANIFESTS=$MANIFESTS,data/fsdd_synth_accent/synth.jsonl
+fi
 for spk in $SPEAKERS; do
   start=$(date +%s)
   speech train recipe=fsdd_digits data.root=data/fsdd data.fold="fold_$spk" trainer.max_epochs="$EPOCHS" \
-    "data.extra_train_manifests=[data/fsdd_synth/synth.jsonl]" \
+    "data.extra_train_manifests=[$MANIFESTS]" \
     trainer.progress=false hydra.run.dir="$OUT/$spk" "$@"
   echo $(( $(date +%s) - start )) > "$OUT/$spk/train_seconds"
   speech evaluate --model "$OUT/$spk/model.pt" --manifest "data/fsdd/fold_$spk/test.jsonl" --out "$OUT/$spk/eval" >/dev/null
