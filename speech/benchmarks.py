@@ -927,7 +927,7 @@ def format_train(result: dict) -> str:
         rows = []
         for which, name in (("reference", f"reference: librosa.load + {p['reference_features']} log-mel per item"),
                             ("ours", "ours: DecodedAudioCache + BucketingBatchSampler + batched augment/features"
-                             + (f", precision {p['precision']}" if p.get("precision", "auto") != "auto" else ""))):
+                             + (f", precision {p['precision']}" if str(p.get("precision", "auto")) != "auto" else ""))):
             r = s[which]
             rows.append([name, r["utterances_per_second"], r["epoch_s"],
                          r["speech_commands_epoch_min"] if p["data"].startswith(SPEECH_COMMANDS_TEST) else None,
@@ -943,7 +943,7 @@ def format_train(result: dict) -> str:
                 f"{100 * (1 - s['reference']['data_fraction']):.0f} % of a reference step and "
                 f"{100 * (1 - s['ours']['data_fraction']):.0f} % of ours: with the model's cost per clip unchanged, "
                 f"even a free data path would give at most {1 / (1 - s['reference']['data_fraction']):.2f}x on this "
-                f"device." + _model_cost_note(s, p.get("precision", "auto")), ""]
+                f"device." + _model_cost_note(s, p.get("precision", "auto"), device), ""]
     if not result["gpu"]:
         out += ["GPU: no GPU here (the same code runs with device cuda when torch.cuda.is_available()).", ""]
     m = result.get("memory")
@@ -981,12 +981,13 @@ def format_train(result: dict) -> str:
     return "\n".join(out)
 
 
-def _model_cost_note(s: dict, precision: str = "auto") -> str:
+def _model_cost_note(s: dict, precision: str = "auto", device: str = "cpu") -> str:
     ratio = s["reference"]["model_ms_per_clip"] / max(s["ours"]["model_ms_per_clip"], 1e-9)
     if 0.9 <= ratio <= 1.1:
         return ""
-    if precision != "auto":
-        why = f" (ours trains with precision {precision}, the reference in float32)."
+    reference = "16" if device.startswith("cuda") else "32"  # trainer.precision=auto
+    if str(precision) not in ("auto", reference):
+        why = f" (ours trains with precision {precision}, the reference with {reference})."
     elif ratio > 1:
         why = " (BucketingBatchSampler batches clips of similar length, so less padding runs through the GRU)."
     else:

@@ -219,9 +219,9 @@ def test_spec_augment_off_is_identity():
 
 
 def test_tempo_changes_duration_not_spectrum():
-    # frame t of clip b holds the ramp value t in every bin: resampling in time must give t * rate
+    # frame t, bin d holds t + 100 d: resampling in time must give t * rate in each bin, bins kept apart
     lengths = torch.tensor([80, 50, 20])
-    feats = torch.arange(80.0)[None, :, None].repeat(3, 1, 4)
+    feats = (torch.arange(80.0)[:, None] + 100 * torch.arange(4.0)[None, :]).repeat(3, 1, 1)
     feats = feats.masked_fill(~lengths_to_mask(lengths, 80).unsqueeze(-1), 0.0)
     for rate in (0.5, 0.8, 1.25, 2.0):
         out, new_lengths = TempoPerturb(AugmentConfig(tempo_prob=1.0, tempo_min=rate, tempo_max=rate))(feats, lengths)
@@ -230,7 +230,7 @@ def test_tempo_changes_duration_not_spectrum():
         for b in range(3):
             n = int(new_lengths[b])
             expected = (torch.arange(n) * rate).clamp(max=float(lengths[b] - 1))
-            assert torch.allclose(out[b, :n], expected[:, None].expand(n, 4), atol=1e-5)
+            assert torch.allclose(out[b, :n], expected[:, None] + 100 * torch.arange(4.0)[None, :], atol=1e-4)
             assert torch.all(out[b, n:] == 0)  # padding stays zero
 
 
