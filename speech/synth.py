@@ -369,8 +369,11 @@ def _render_espeak_accent(spec: ClipSpec, workdir: Path) -> tuple[np.ndarray, in
     pitch = int(np.clip(round(50 + 8 * spec.semitones), 0, 99))
     voice = [_espeak_binary() or "espeak-ng", "-v", spec.voice, "-s", str(speed), "-p", str(pitch)]
     text = "[[" + phonemes + "]]"
-    said = subprocess.run(voice + ["-q", "-x", text], capture_output=True, text=True,
-                          timeout=ENGINE_TIMEOUT_SECONDS).stdout.split()
+    probe = subprocess.run(voice + ["-q", "-x", text], capture_output=True, text=True, timeout=ENGINE_TIMEOUT_SECONDS)
+    if probe.returncode != 0:
+        first_line = next((line for line in probe.stderr.splitlines() if line.strip()), "")
+        raise SynthError(f"{spec.engine}:{spec.voice}: {spec.text!r}: {voice[0]} exited with {probe.returncode}: {first_line}")
+    said = probe.stdout.split()
     given = phonemes.split()
     # a language's table that lacks a phoneme silently drops the rest of the word: refuse such a clip
     if len(said) != len(given) or any(len(a) < 0.75 * len(b) for a, b in zip(said, given)):
