@@ -239,31 +239,27 @@ def _espeak_binary() -> str | None:
     return shutil.which("espeak-ng") or shutil.which("espeak")
 
 
-def _espeak_languages_and_variants(binary: str, voices_option: str) -> tuple[set[str], list[str]]:
-    """The languages espeak-ng lists for ``--voices[=LANG]`` and which of :data:`ESPEAK_VARIANTS` it has."""
+def _espeak_voice_list(voices_option: str, languages: Sequence[str], none_listed: str) -> tuple[list[str], str | None]:
+    """``LANG[+variant]`` for each of ``languages`` espeak-ng lists for ``voices_option`` (``--voices[=LANG]``),
+    times each of :data:`ESPEAK_VARIANTS` it has; ``none_listed`` is the reason when there are none."""
+    binary = _espeak_binary()
+    if not binary:
+        return [], "espeak-ng not installed (apt-get install espeak-ng)"
     listing = subprocess.run([binary, voices_option], capture_output=True, text=True).stdout.split("\n")
-    languages = {line.split()[1] for line in listing[1:] if len(line.split()) > 1}
+    listed = {line.split()[1] for line in listing[1:] if len(line.split()) > 1}
     variants_listing = subprocess.run([binary, "--voices=variant"], capture_output=True, text=True).stdout
     variant_files = {Path(tok).name for tok in variants_listing.split() if tok.startswith("!v/")}
-    return languages, [v for v in ESPEAK_VARIANTS if not v or v in variant_files]
+    variants = [v for v in ESPEAK_VARIANTS if not v or v in variant_files]
+    voices = [f"{a}+{v}" if v else a for a in languages if a in listed for v in variants]
+    return (voices, None) if voices else ([], none_listed)
 
 
 def _espeak_voices() -> tuple[list[str], str | None]:
-    binary = _espeak_binary()
-    if not binary:
-        return [], "espeak-ng not installed (apt-get install espeak-ng)"
-    languages, variants = _espeak_languages_and_variants(binary, "--voices=en")
-    voices = [f"{a}+{v}" if v else a for a in ESPEAK_ACCENTS if a in languages for v in variants]
-    return (voices, None) if voices else ([], "espeak-ng lists no English voices")
+    return _espeak_voice_list("--voices=en", ESPEAK_ACCENTS, "espeak-ng lists no English voices")
 
 
 def _espeak_accent_voices() -> tuple[list[str], str | None]:
-    binary = _espeak_binary()
-    if not binary:
-        return [], "espeak-ng not installed (apt-get install espeak-ng)"
-    languages, variants = _espeak_languages_and_variants(binary, "--voices")
-    voices = [f"{a}+{v}" if v else a for a in ESPEAK_ACCENT_LANGUAGES if a in languages for v in variants]
-    return (voices, None) if voices else ([], "espeak-ng lists none of its accent languages")
+    return _espeak_voice_list("--voices", ESPEAK_ACCENT_LANGUAGES, "espeak-ng lists none of its accent languages")
 
 
 def _piper_voices() -> tuple[list[str], str | None]:
