@@ -214,10 +214,19 @@ def main_metric(model: SpeechModel) -> str:
 
 
 def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
-    """Copy every weight of matching name and shape from the model file at ``path``."""
-    from speech.checkpoint import read_payload, resolve_model_path
+    """Copy every weight of matching name and shape from the model file at ``path``, whose front end
+    must be this model's (its normalization statistics are taken over with the encoder)."""
+    from speech.checkpoint import ModelFileError, read_payload, resolve_model_path
 
-    source = read_payload(resolve_model_path(path))["state_dict"]
+    try:
+        payload = read_payload(resolve_model_path(path))
+    except ModelFileError as err:
+        raise SystemExit(f"speech train: trainer.init_from: {err}") from None
+    theirs, ours = payload["feature_config"], dataclasses.asdict(model.feature_config)
+    differ = [f"{k}={theirs.get(k)!r} (this run: {v!r})" for k, v in ours.items() if theirs.get(k, v) != v]
+    if differ:
+        raise SystemExit(f"speech train: trainer.init_from={path}: its features differ from this run's: {', '.join(differ)}")
+    source = payload["state_dict"]
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)

@@ -86,6 +86,28 @@ def test_digit_strings_ctc_smoke_run(fsdd_prepared, tmp_path):
     assert payload["labels"] == sorted(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
 
 
+def test_init_from_takes_over_the_encoder_and_refuses_other_features(fsdd_prepared, tmp_path):
+    """digit_strings_ctc starts from an fsdd_digits classifier (as its run.sh does); a classifier with
+    another front end is refused in one line instead of half-loaded."""
+    classifier = tmp_path / "classifier"
+    proc = run_train("recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.max_items=64",
+                     "trainer.max_epochs=1", f"hydra.run.dir={classifier}", *TINY, "model.num_layers=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    common = ["recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.train_size=16",
+              "data.eval_size=4", "data.max_items=100", "trainer.max_epochs=1", "trainer.max_steps=1",
+              f"trainer.init_from={classifier / 'model.pt'}", *TINY, "model.num_layers=2"]
+    run = tmp_path / "ctc"
+    proc = run_train(*common, f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("initialized "))
+    taken, total = map(int, line.split()[1].split("/"))
+    assert taken == total - 2  # everything but the CTC output layer (weight, bias)
+    torch.testing.assert_close(load_model(run / "model.pt").front_end.mean, load_model(classifier / "model.pt").front_end.mean)
+    proc = run_train(*common, "features.kind=log_mel", f"hydra.run.dir={tmp_path / 'other'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "its features differ from this run's: kind='mfcc' (this run: 'log_mel')" in proc.stderr
+
+
 def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
     """The recipe's own prepare step on a real Speech Commands layout (the v1 sample) with noise."""
     run, data = tmp_path / "run", tmp_path / "data"
