@@ -7,7 +7,7 @@ import torch
 
 from speech.features import FeatureConfig, lengths_to_mask
 from speech.models import ModelConfig, SpeechModel, count_parameters
-from speech.models.encoder import ConvSubsampling, Encoder, FrameStacking, GRULayer, reverse_padded
+from speech.models.encoder import ConvSubsampling, Conv2dSubsampling, Encoder, FrameStacking, GRULayer, reverse_padded
 from speech.models.heads import ClassificationHead, CTCHead
 from speech.text import CHARACTERS
 
@@ -43,7 +43,7 @@ LENGTHS = [16000, 4321, 9999, 160, 12000]
 
 
 @pytest.mark.parametrize("head", ["classification", "ctc"])
-@pytest.mark.parametrize("subsampling", ["none", "stack", "conv"])
+@pytest.mark.parametrize("subsampling", ["none", "stack", "conv", "conv2d"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_batch_of_one_equals_batch_of_n(head, subsampling, bidirectional):
     model = tiny_model(head, subsampling, bidirectional)
@@ -72,7 +72,7 @@ def test_mean_pooling_batch_independent():
 
 
 @pytest.mark.parametrize("subsampling, expected", [("none", [101, 28, 1, 2]), ("stack", [51, 14, 1, 1]),
-                                                   ("conv", [51, 14, 1, 1])])
+                                                   ("conv", [51, 14, 1, 1]), ("conv2d", [51, 14, 1, 1])])
 def test_output_lengths(subsampling, expected):
     model = tiny_model("ctc", subsampling)
     _, batch, lengths = padded_batch([16000, 4321, 0, 160])
@@ -80,7 +80,8 @@ def test_output_lengths(subsampling, expected):
         log_probs, out_lengths = model(batch, lengths)
     assert out_lengths.tolist() == expected
     frames = 1 + batch.shape[1] // 160  # the padded width sets the time axis
-    assert log_probs.shape == (4, {"none": frames, "stack": -(-frames // 2), "conv": -(-frames // 2)}[subsampling], 29)
+    assert log_probs.shape == (4, {"none": frames, "stack": -(-frames // 2), "conv": -(-frames // 2),
+                             "conv2d": -(-frames // 2)}[subsampling], 29)
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]))
 
 
@@ -94,7 +95,7 @@ def test_encoder_zeroes_padded_steps():
 
 
 def test_unknown_options_are_errors():
-    with pytest.raises(ValueError, match="model.subsampling must be none, stack or conv"):
+    with pytest.raises(ValueError, match="model.subsampling must be none, stack, conv or conv2d"):
         Encoder(13, subsampling="pool")
     with pytest.raises(ValueError, match="model.pooling must be attention or mean"):
         ClassificationHead(16, 3, pooling="max")
@@ -132,6 +133,21 @@ def test_conv_subsampling_lengths():
     y, lengths = conv(torch.randn(2, 10, 4), torch.tensor([10, 4]))
     assert y.shape == (2, 4, 6) and lengths.tolist() == [4, 2]
     assert torch.all(y[1, 2:] == 0)
+
+
+def test_conv2d_subsampling_shapes_and_time_context():
+    conv = Conv2dSubsampling(13, 2, 4)  # frequency 13 -> 7 -> 4 bins, 4 channels each
+    assert conv.output_dim == 16
+    x = torch.randn(2, 10, 13)
+    y, lengths = conv(x, torch.tensor([10, 5]))
+    assert y.shape == (2, 5, 16) and lengths.tolist() == [5, 3]
+    assert torch.all(y[1, 3:] == 0)
+    # output k sees frames 2k-1 .. 2k+1 only (as ConvSubsampling), which is what streaming relies on
+    changed = x.clone()
+    changed[:, 6:] += 1.0
+    y2, _ = conv(changed, torch.tensor([10, 5]))
+    torch.testing.assert_close(y2[0, :3], y[0, :3])
+    assert not torch.allclose(y2[0, 3], y[0, 3])
 
 
 # --------------------------------------------------------------------------- parameter counts

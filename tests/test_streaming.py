@@ -201,7 +201,7 @@ def random_model(head: str, subsampling: str = "stack", factor: int = 2, seed: i
     return model
 
 
-@pytest.mark.parametrize("subsampling,factor", [("stack", 2), ("conv", 3), ("none", 1)])
+@pytest.mark.parametrize("subsampling,factor", [("stack", 2), ("conv", 3), ("conv2d", 2), ("none", 1)])
 def test_streaming_ctc_outputs_equal_whole_clip_outputs(subsampling, factor):
     model = random_model("ctc", subsampling, factor)
     x = torch.randn(16000 + 1234) * 0.1

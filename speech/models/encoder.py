@@ -53,6 +53,32 @@ class ConvSubsampling(nn.Module):
         return y.masked_fill(~lengths_to_mask(out_lengths, y.shape[1]).unsqueeze(-1), 0.0), out_lengths
 
 
+class Conv2dSubsampling(nn.Module):
+    """Subsample with two 2-D convolutions over (time, frequency), each with ReLU:
+    ``(B, T, D)`` -> ``(B, ceil(T/f), channels * ceil(ceil(D/2)/2))``.
+
+    The first sees ``2*factor-1`` frames (stride ``factor``) by 3 bins (stride 2), the second 1 frame by
+    3 bins (stride 2): the time context is that of :class:`ConvSubsampling` (so streaming works the same),
+    while the shared filters slide along the frequency axis, which makes a formant pattern that moved a
+    few bins (another speaker's vocal tract) look alike.
+    """
+
+    def __init__(self, input_dim: int, factor: int, channels: int):
+        super().__init__()
+        self.factor = factor
+        self.conv1 = nn.Conv2d(1, channels, kernel_size=(2 * factor - 1, 3), stride=(factor, 2), padding=(factor - 1, 1))
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=(1, 3), stride=(1, 2), padding=(0, 1))
+        freq = (input_dim + 1) // 2
+        self.output_dim = channels * ((freq + 1) // 2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.relu(self.conv1(x.unsqueeze(1)))  # (B, C, T', D/2)
+        y = torch.relu(self.conv2(y))  # (B, C, T', D/4)
+        y = y.permute(0, 2, 1, 3).flatten(2)  # (B, T', C * D/4)
+        out_lengths = torch.div(lengths - 1, self.factor, rounding_mode="floor") + 1
+        return y.masked_fill(~lengths_to_mask(out_lengths, y.shape[1]).unsqueeze(-1), 0.0), out_lengths
+
+
 class GRULayer(nn.Module):
     """One GRU layer, both directions when ``bidirectional``; ``(B, T, D)`` -> ``(B, T, H*dirs)``.
 
@@ -88,16 +114,19 @@ class Encoder(nn.Module):
         bidirectional: bool = True,
         subsampling: str = "stack",
         subsampling_factor: int = 2,
+        conv_channels: int = 32,
     ):
         super().__init__()
         if subsampling == "stack" and subsampling_factor > 1:
             self.subsampling = FrameStacking(input_dim, subsampling_factor)
         elif subsampling == "conv" and subsampling_factor > 1:
             self.subsampling = ConvSubsampling(input_dim, subsampling_factor, hidden_size)
+        elif subsampling == "conv2d" and subsampling_factor >= 1:
+            self.subsampling = Conv2dSubsampling(input_dim, subsampling_factor, conv_channels)
         elif subsampling in ("none", "stack", "conv"):
             self.subsampling = None
         else:
-            raise ValueError(f"model.subsampling must be none, stack or conv, got {subsampling!r}")
+            raise ValueError(f"model.subsampling must be none, stack, conv or conv2d, got {subsampling!r}")
         dim = self.subsampling.output_dim if self.subsampling is not None else input_dim
         self.layers = nn.ModuleList()
         for _ in range(num_layers):

@@ -14,6 +14,8 @@ from speech.models.heads import ClassificationHead, CTCHead
 @dataclass
 class ModelConfig:
     """``head``: ``classification`` (one label per clip) or ``ctc`` (a transcript).
+    ``subsampling``: ``none``, ``stack`` (frame stacking), ``conv`` (1-D over time) or ``conv2d`` (2-D over
+    time and frequency, ``conv_channels`` filters), each by ``subsampling_factor`` in time.
     ``vocabulary``: ``char`` or ``word`` tokens for CTC."""
 
     head: str = "classification"
@@ -23,6 +25,7 @@ class ModelConfig:
     bidirectional: bool = True
     subsampling: str = "stack"
     subsampling_factor: int = 2
+    conv_channels: int = 32  # subsampling=conv2d only
     pooling: str = "attention"
     vocabulary: str = "char"
 
@@ -50,6 +53,7 @@ class SpeechModel(nn.Module):
             config.bidirectional,
             config.subsampling,
             config.subsampling_factor,
+            config.conv_channels,
         )
         if config.head == "classification":
             self.head = ClassificationHead(self.encoder.output_dim, len(labels), config.pooling, config.dropout)
