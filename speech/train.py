@@ -31,7 +31,7 @@ from speech.checkpoint import atomic_save, model_from_payload, model_payload, sa
 from speech.config import TrainConfig
 from speech.data.dataset import AudioDataset, BucketingBatchSampler, DigitStringsDataset, collate
 from speech.data.manifest import read_manifest
-from speech.features import FeatureStatistics
+from speech.features import FeatureConfig, FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
 from speech.models import SpeechModel, count_parameters
 from speech.recognizer import resolve_device
@@ -222,7 +222,11 @@ def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
         payload = read_payload(resolve_model_path(path))
     except ModelFileError as err:
         raise SystemExit(f"speech train: trainer.init_from: {err}") from None
-    theirs, ours = payload["feature_config"], dataclasses.asdict(model.feature_config)
+    try:  # a file from an older version may lack newer keys: compare with the defaults filled in, as loading does
+        theirs = dataclasses.asdict(FeatureConfig(**payload["feature_config"]))
+    except TypeError as err:
+        raise SystemExit(f"speech train: trainer.init_from={path}: unreadable feature settings ({err})") from None
+    ours = dataclasses.asdict(model.feature_config)
     differ = [f"{k}={theirs.get(k)!r} (this run: {v!r})" for k, v in ours.items() if theirs.get(k, v) != v]
     if differ:
         raise SystemExit(f"speech train: trainer.init_from={path}: its features differ from this run's: {', '.join(differ)}")

@@ -61,6 +61,9 @@ VARIANTS = {
         dict(head="classification", hidden_size=16, num_layers=1, subsampling="conv", pooling="mean"),
         dict(kind="mfcc", n_mels=40, n_mfcc=13, deltas=2, normalize="global"),
     ),
+    # 2-D convolutions over time and frequency
+    "conv2d": (dict(head="classification", hidden_size=16, num_layers=1, subsampling="conv2d", conv_channels=4),
+               dict(n_mels=20, normalize="utterance")),
 }
 
 

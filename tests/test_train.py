@@ -93,9 +93,10 @@ def test_init_from_takes_over_the_encoder_and_refuses_other_features(fsdd_prepar
     proc = run_train("recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.max_items=64",
                      "trainer.max_epochs=1", f"hydra.run.dir={classifier}", *TINY, "model.num_layers=2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    common = ["recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.train_size=16",
-              "data.eval_size=4", "data.max_items=100", "trainer.max_epochs=1", "trainer.max_steps=1",
-              f"trainer.init_from={classifier / 'model.pt'}", *TINY, "model.num_layers=2"]
+    ctc = ["recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.train_size=16",
+           "data.eval_size=4", "data.max_items=100", "trainer.max_epochs=1", "trainer.max_steps=1", *TINY,
+           "model.num_layers=2"]
+    common = [*ctc, f"trainer.init_from={classifier / 'model.pt'}"]
     run = tmp_path / "ctc"
     proc = run_train(*common, f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -106,6 +107,13 @@ def test_init_from_takes_over_the_encoder_and_refuses_other_features(fsdd_prepar
     proc = run_train(*common, "features.kind=log_mel", f"hydra.run.dir={tmp_path / 'other'}")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "its features differ from this run's: kind='mfcc' (this run: 'log_mel')" in proc.stderr
+    # a file from before features.top_db existed: no such key, so no floor, which differs from the recipe's 60 dB
+    payload = read_payload(classifier / "model.pt")
+    del payload["feature_config"]["top_db"]
+    torch.save(payload, tmp_path / "old.pt")
+    proc = run_train(*ctc, f"trainer.init_from={tmp_path / 'old.pt'}", f"hydra.run.dir={tmp_path / 'old'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "top_db=None (this run: 60.0)" in proc.stderr
 
 
 def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):

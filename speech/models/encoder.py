@@ -117,6 +117,8 @@ class Encoder(nn.Module):
         conv_channels: int = 32,
     ):
         super().__init__()
+        if subsampling_factor < 1:
+            raise ValueError(f"model.subsampling_factor must be >= 1, got {subsampling_factor}")
         if subsampling == "stack" and subsampling_factor > 1:
             self.subsampling = FrameStacking(input_dim, subsampling_factor)
         elif subsampling == "conv" and subsampling_factor > 1:
