@@ -31,7 +31,7 @@ from speech.checkpoint import atomic_save, model_from_payload, model_payload, sa
 from speech.config import TrainConfig
 from speech.data.dataset import AudioDataset, BucketingBatchSampler, DigitStringsDataset, collate
 from speech.data.manifest import read_manifest
-from speech.features import FeatureConfig, FeatureStatistics
+from speech.features import FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
 from speech.models import SpeechModel, count_parameters
 from speech.recognizer import resolve_device
@@ -216,21 +216,18 @@ def main_metric(model: SpeechModel) -> str:
 def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
     """Copy every weight of matching name and shape from the model file at ``path``, whose front end
     must be this model's (its normalization statistics are taken over with the encoder)."""
-    from speech.checkpoint import ModelFileError, read_payload, resolve_model_path
+    from speech.checkpoint import ModelFileError, load_model
 
-    try:
-        payload = read_payload(resolve_model_path(path))
+    try:  # loaded as `speech transcribe` loads it: an older file's missing settings get their defaults
+        source_model = load_model(path)
     except ModelFileError as err:
         raise SystemExit(f"speech train: trainer.init_from: {err}") from None
-    try:  # a file from an older version may lack newer keys: compare with the defaults filled in, as loading does
-        theirs = dataclasses.asdict(FeatureConfig(**payload["feature_config"]))
-    except TypeError as err:
-        raise SystemExit(f"speech train: trainer.init_from={path}: unreadable feature settings ({err})") from None
-    ours = dataclasses.asdict(model.feature_config)
-    differ = [f"{k}={theirs.get(k)!r} (this run: {v!r})" for k, v in ours.items() if theirs.get(k, v) != v]
+    theirs = dataclasses.asdict(source_model.feature_config)
+    differ = [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in dataclasses.asdict(model.feature_config).items()
+              if theirs[k] != v]
     if differ:
         raise SystemExit(f"speech train: trainer.init_from={path}: its features differ from this run's: {', '.join(differ)}")
-    source = payload["state_dict"]
+    source = source_model.state_dict()
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)

@@ -38,6 +38,13 @@ class FrameStacking(nn.Module):
         return x, torch.div(lengths + f - 1, f, rounding_mode="floor")
 
 
+def strided_output(y: torch.Tensor, lengths: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A strided convolution's output ``(B, T', D)`` with the steps past each clip's
+    ``ceil(lengths / factor)`` zeroed, and those lengths."""
+    out_lengths = torch.div(lengths - 1, factor, rounding_mode="floor") + 1
+    return y.masked_fill(~lengths_to_mask(out_lengths, y.shape[1]).unsqueeze(-1), 0.0), out_lengths
+
+
 class ConvSubsampling(nn.Module):
     """Subsample with a 1-D convolution over time (kernel ``2*factor-1``, stride ``factor``) and ReLU."""
 
@@ -49,8 +56,7 @@ class ConvSubsampling(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)
-        out_lengths = torch.div(lengths - 1, self.factor, rounding_mode="floor") + 1
-        return y.masked_fill(~lengths_to_mask(out_lengths, y.shape[1]).unsqueeze(-1), 0.0), out_lengths
+        return strided_output(y, lengths, self.factor)
 
 
 class Conv2dSubsampling(nn.Module):
@@ -75,8 +81,7 @@ class Conv2dSubsampling(nn.Module):
         y = torch.relu(self.conv1(x.unsqueeze(1)))  # (B, C, T', D/2)
         y = torch.relu(self.conv2(y))  # (B, C, T', D/4)
         y = y.permute(0, 2, 1, 3).flatten(2)  # (B, T', C * D/4)
-        out_lengths = torch.div(lengths - 1, self.factor, rounding_mode="floor") + 1
-        return y.masked_fill(~lengths_to_mask(out_lengths, y.shape[1]).unsqueeze(-1), 0.0), out_lengths
+        return strided_output(y, lengths, self.factor)
 
 
 class GRULayer(nn.Module):
