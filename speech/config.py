@@ -3,10 +3,16 @@
 ``conf/`` holds one YAML group per dataclass (``features``, ``model``, ``data``, ``augment``, ``optim``,
 ``trainer``); a recipe (``recipes/<name>/<name>.yaml``) picks one option of each and overrides values.
 Because the schema is typed, a misspelt key (``model.hiden_size=64``) fails with Hydra's error.
+
+``conf/`` and ``recipes/`` sit at the top of a checkout and ship inside the wheel as ``speech/conf`` and
+``speech/recipes`` (``setup.py``); :func:`conf_dir` and :func:`recipes_dir` find whichever is there, and
+:func:`find_recipe` turns ``recipe=NAME`` (or a folder, or a YAML file) into the recipe's YAML.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
 from speech.augment import AugmentConfig
@@ -119,3 +125,71 @@ def to_dataclass(cfg: Any) -> TrainConfig:
             optim=OptimConfig(**obj["optim"]), trainer=TrainerConfig(**obj["trainer"]),
         )
     return obj
+
+
+# ----------------------------------------------------------------------------------- where configs are
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def checkout_root() -> Path | None:
+    """The repository folder when ``speech`` runs from a checkout (editable install), else ``None``."""
+    top = PACKAGE_DIR.parent
+    return top if (top / "pyproject.toml").is_file() and (top / "conf").is_dir() else None
+
+
+def conf_dir() -> Path:
+    """``conf/`` of the checkout, or ``speech/conf`` inside an installed wheel."""
+    top = checkout_root()
+    return top / "conf" if top else PACKAGE_DIR / "conf"
+
+
+def recipes_dir() -> Path:
+    """``recipes/`` of the checkout, or ``speech/recipes`` inside an installed wheel."""
+    top = checkout_root()
+    return top / "recipes" if top else PACKAGE_DIR / "recipes"
+
+
+def project_root() -> Path:
+    """What recipes call ``${speech_root:}``: the checkout, or the current folder for a wheel (the shared
+    data then comes from ``$SPEECH_DATA_DIR``)."""
+    return checkout_root() or Path.cwd()
+
+
+class RecipeError(ValueError):
+    """``recipe=`` names no recipe; ``str(err)`` is one line."""
+
+
+def list_recipes() -> list[tuple[str, Path, str]]:
+    """``(name, yaml path, one-line description)`` of every recipe config (``recipes/*/*.yaml``; a recipe
+    folder may hold several, e.g. ``commands`` and ``commands_ctc``), sorted by name. The description is the
+    first sentence of the YAML's opening comment."""
+    found = []
+    root = recipes_dir()
+    for path in sorted(root.glob("*/*.yaml")) if root.is_dir() else []:
+        comment = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("# ") or line.startswith("#  "):  # the opening prose, not indented commands
+                break
+            comment.append(line[2:].strip())
+        text = " ".join(comment)
+        found.append((path.stem, path, text.split(". ")[0].rstrip(".") if text else ""))
+    return sorted(found)
+
+
+def find_recipe(recipe: str) -> Path:
+    """``recipe=`` -> the recipe's YAML: a name from :func:`list_recipes`, a folder holding ``<folder>.yaml``
+    (or exactly one YAML), or a YAML file. Raises :class:`RecipeError`."""
+    path = Path(os.path.expanduser(recipe))
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        return path.resolve()
+    if path.is_dir():
+        own = path / f"{path.resolve().name}.yaml"
+        yamls = sorted(path.glob("*.yaml"))
+        if own.is_file() or len(yamls) == 1:
+            return (own if own.is_file() else yamls[0]).resolve()
+        raise RecipeError(f"{recipe}: a recipe folder holds {path.resolve().name}.yaml (found {len(yamls)} YAML files)")
+    named = [p for name, p, _ in list_recipes() if name == recipe]
+    if named:
+        return named[0].resolve()
+    known = ", ".join(name for name, _, _ in list_recipes())
+    raise RecipeError(f"unknown recipe {recipe!r} (recipes: {known}; or give a recipe folder or YAML file)")

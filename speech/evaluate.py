@@ -24,10 +24,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from speech.transcribe import (
-    GROUP_SIZE, Item, UsageError, add_threads_argument, decode_options, default_jobs, load_recognizer, recognize_items,
-    set_threads,
-)
+from speech.batch import GROUP_SIZE, Item, UsageError, default_jobs, recognize_items
+from speech.options import add_engine_argument, add_threads_argument
+from speech.transcribe import decode_options, load_recognizer, set_threads
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 PROG = "speech evaluate"
@@ -266,6 +265,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="clips per model batch (default: 32)")
     parser.add_argument("--jobs", "-j", type=int, default=default_jobs(), help=f"audio decoding threads (default: {default_jobs()})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    add_engine_argument(parser)
     add_threads_argument(parser)
     parser.add_argument("--grammar", metavar="FILE", help="CTC models: only these phrases (one per line)")
     parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC models: beam width (default: 1 = greedy)")
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
             utterances = read_manifest(args.manifest)
         except ManifestError as err:
             raise UsageError(str(err)) from None
-        recognizer = load_recognizer(args.model, args.device, args.batch_size)
+        recognizer = load_recognizer(args.model, args.device, args.batch_size, args.engine, args.threads)
         options = decode_options(recognizer, args, _stderr_report)
     except UsageError as err:
         _stderr_report(str(err))

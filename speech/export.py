@@ -1,4 +1,4 @@
-"""``speech export``: a model, front end included, as ONNX or TorchScript; and backends that run them.
+"""``speech export``: a model, front end included, written as ONNX or TorchScript.
 
 The exported graph takes raw audio: inputs ``waveform (batch, samples)`` float32 and ``lengths
 (batch,)`` int64, outputs ``output`` (logits ``(batch, classes)`` or CTC log-probabilities ``(batch,
@@ -9,7 +9,7 @@ The STFT runs as a ``conv1d`` with a windowed DFT basis (``FrontEnd.use_conv_stf
 The model's description (labels, head, sample rate, vocabulary unit, model and feature configs, info) is
 stored as JSON inside the file: in the ONNX model's ``metadata_props`` under the key ``speech``, and in
 the TorchScript archive as the extra file ``speech.json``. So ``speech transcribe --model model.onnx``
-(or ``model.ts``) needs nothing else: :class:`OnnxBackend` and :class:`TorchScriptBackend` read it.
+(or ``model.ts``) needs nothing else: :mod:`speech.backends` reads and runs them.
 
 TorchScript is made with ``torch.jit.trace`` (the model has no data-dependent Python control flow:
 lengths are handled with masks and gathers, so a trace is valid for any batch and length); after
@@ -32,14 +32,12 @@ from pathlib import Path
 
 import torch
 
+from speech.backends import EXTRA_FILE, INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, OnnxBackend, TorchScriptBackend
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "speech export"
-METADATA_KEY = "speech"
-EXTRA_FILE = "speech.json"
 EXPORT_FORMAT = "speech-export"
 EXPORT_VERSION = 1
-INPUT_NAMES = ["waveform", "lengths"]
-OUTPUT_NAMES = ["output", "output_lengths"]
 CHECK_TOLERANCE = 1e-3  # max abs difference on logits / log-probabilities accepted by the export check
 SUFFIXES = {".onnx": "onnx", ".ts": "torchscript"}
 
@@ -83,15 +81,6 @@ def export_metadata(model) -> dict:
 def _metadata_json(model) -> str:
     return json.dumps(export_metadata(model), ensure_ascii=False, default=str)
 
-
-def _check_metadata(meta: object, path: str) -> dict:
-    from speech.checkpoint import ModelFileError
-
-    if not isinstance(meta, dict) or not all(k in meta for k in ("labels", "head", "sample_rate")):
-        raise ModelFileError(f"{path}: the exported model's '{METADATA_KEY}' metadata lacks labels/head/sample_rate")
-    meta.setdefault("vocabulary", "char")
-    meta.setdefault("info", {})
-    return meta
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -205,27 +194,6 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool 
     return diff
 
 
-def onnx_missing() -> list[str]:
-    """The packages the onnx engine needs that are not installed (empty: it can run)."""
-    import importlib.util
-
-    return [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-
-
-def onnx_backend(model, threads: int | None = None) -> "OnnxBackend":
-    """``model`` exported to ONNX (in a temporary file, removed again) and loaded in onnxruntime: the
-    ``onnx`` engine of :class:`~speech.recognizer.Recognizer`. Raises :class:`ExportError` with a
-    one-line reason (a package missing, or the export failing)."""
-    import tempfile
-
-    missing = onnx_missing()
-    if missing:
-        raise ExportError(f"the onnx engine needs {' and '.join(missing)} (pip install 'speech[export]')")
-    with tempfile.TemporaryDirectory(prefix="speech-onnx-") as folder:
-        path = Path(folder) / "model.onnx"
-        export_onnx(model, path, check=False)
-        return OnnxBackend(path, threads)
-
 
 def export_torchscript(model, path: str | os.PathLike, *, check: bool = True) -> float | None:
     """Trace ``model`` to TorchScript at ``path`` (metadata in the extra file ``speech.json``); returns
@@ -266,84 +234,6 @@ def _check_backend(model, backend, what: str) -> float:
             raise ExportError(f"{what}: the exported model fails on a batch of {len(seconds)} clip(s) of other lengths ({cause})") from None
         worst = max(worst, _compare(_reference(model, waveform, lengths), got, what))
     return worst
-
-
-# ----------------------------------------------------------------------------------------- backends
-class OnnxBackend:
-    """Runs an exported ``.onnx`` model in onnxruntime (CPU, 1-2 intra-op threads).
-
-    ``metadata``: the stored description (keys ``labels``, ``head``, ``sample_rate``, ``vocabulary``,
-    ``info``, ``model_config``, ``feature_config``). ``backend(waveform (B, S), lengths (B,))`` ->
-    ``(output, output_lengths)`` tensors, like :class:`~speech.recognizer.TorchBackend`.
-    """
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        from speech.checkpoint import ModelFileError
-
-        path = str(path)
-        if not Path(path).is_file():
-            raise ModelFileError(f"{path}: no such model file")
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelFileError(f"{path}: running .onnx models needs onnxruntime (pip install 'speech[export]')") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        except Exception as err:
-            raise ModelFileError(f"{path}: not an ONNX model ({' '.join(str(err).split())[:200]})") from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in props:
-            raise ModelFileError(f"{path}: ONNX model without '{METADATA_KEY}' metadata (not made by 'speech export')")
-        try:
-            meta = json.loads(props[METADATA_KEY])
-        except json.JSONDecodeError:
-            raise ModelFileError(f"{path}: the '{METADATA_KEY}' metadata is not valid JSON") from None
-        self.metadata = _check_metadata(meta, path)
-        self.path = path
-
-    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feeds = {
-            "waveform": waveform.detach().cpu().float().contiguous().numpy(),
-            "lengths": lengths.detach().cpu().long().contiguous().numpy(),
-        }
-        out, out_lengths = self.session.run(OUTPUT_NAMES, feeds)
-        return torch.from_numpy(out), torch.from_numpy(out_lengths)
-
-
-class TorchScriptBackend:
-    """Runs an exported TorchScript (``.ts``) model; same interface as :class:`OnnxBackend`."""
-
-    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
-        from speech.checkpoint import ModelFileError
-
-        path = str(path)
-        if not Path(path).is_file():
-            raise ModelFileError(f"{path}: no such model file")
-        extra = {EXTRA_FILE: ""}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-                self.module = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
-        except Exception as err:
-            raise ModelFileError(f"{path}: not a TorchScript model ({' '.join(str(err).split())[:200]})") from None
-        try:
-            meta = json.loads(extra[EXTRA_FILE] or "null")
-        except json.JSONDecodeError:
-            meta = None
-        if meta is None:
-            raise ModelFileError(f"{path}: TorchScript model without '{EXTRA_FILE}' (not made by 'speech export')")
-        self.metadata = _check_metadata(meta, path)
-        self.device = torch.device(device)
-        self.path = path
-
-    @torch.inference_mode()
-    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, out_lengths = self.module(waveform.to(self.device).float(), lengths.to(self.device).long())
-        return out.float().cpu(), out_lengths.cpu()
 
 
 # ---------------------------------------------------------------------------------------- the verb

@@ -223,13 +223,13 @@ def error(message: str) -> None:
 
 # ---------------------------------------------------------------------------------------- the verb
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from speech.options import add_engine_argument
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--model", "-m", default="commands",
                         help="bundled name (commands, commands-ctc), model.pt, a run folder or .onnx (default: commands)")
-    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
-                        help="run the model in PyTorch or onnxruntime (exported in memory at start; about half "
-                             "the compute); auto: onnx where onnxruntime is installed (default: auto)")
+    add_engine_argument(parser, default="auto")
     src = parser.add_argument_group("input")
     src.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     src.add_argument("--device", "-d", help="input device: index or part of its name (default: the system default)")
@@ -275,22 +275,31 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--save-detections {args.save_detections}: exists and is not a folder")
 
 
-def build_stage(recognizer, args: argparse.Namespace):
-    """The recognition stage for this model and these options (see :func:`speech.streaming.make_stage`)."""
-    from speech.streaming import SmoothingConfig, VADConfig, make_stage
+def check_model_options(model, args: argparse.Namespace) -> None:
+    """The options that must fit the model, checked before the audio source is opened."""
     from speech.transcribe import UsageError, decode_options
 
-    if (args.grammar or args.beam > 1 or args.streaming) and not recognizer.is_ctc:
+    if (args.grammar or args.beam > 1 or args.streaming) and not model.is_ctc:
         raise UsageError("--grammar, --beam and --streaming need a CTC model (this model is a classifier)")
-    options = None
-    if recognizer.is_ctc:
-        options = decode_options(recognizer, argparse.Namespace(top_k=1, threshold=0.0, beam=args.beam, grammar=args.grammar))
-    smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
-    vad = VADConfig(start_db=args.vad_start_db, stop_db=min(6.0, args.vad_start_db), hangover_ms=args.vad_hangover_ms)
-    if args.streaming and not hasattr(recognizer.backend, "model"):
+    if args.streaming and not hasattr(model.recognizer.backend, "model"):
         raise UsageError("--streaming runs the model in PyTorch: give a model file (not an export) and --engine torch or auto")
+    if model.is_ctc:
+        decode_options(model.recognizer, argparse.Namespace(top_k=1, threshold=0.0, beam=args.beam, grammar=args.grammar),
+                       report=lambda message: None)  # its warnings come once, from open_stream
+
+
+def open_stream(model, args: argparse.Namespace, source_rate: int):
+    """:meth:`speech.Model.stream` with the options of the command line (the Python API's stream object and
+    ``speech listen`` are one pipeline)."""
+    from speech.transcribe import UsageError
+
     try:
-        return make_stage(recognizer, args.hop_ms / 1000, smoothing, options, vad, args.streaming)
+        return model.stream(
+            source_rate, hop_seconds=args.hop_ms / 1000, threshold=args.threshold,
+            average_window_ms=args.average_window_ms, suppression_ms=args.suppression_ms,
+            minimum_count=args.minimum_count, grammar=args.grammar, beam=args.beam,
+            vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms, streaming=args.streaming,
+            on_warning=error)
     except ValueError as err:
         raise UsageError(str(err)) from None
 
@@ -310,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from speech.audio import AudioError
-    from speech.streaming import BlockQueue, StreamError, StreamPipeline, run_stream
+    from speech.api import Model
+    from speech.streaming import BlockQueue, StreamError, run_stream
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
@@ -321,18 +331,19 @@ def run(args: argparse.Namespace) -> int:
         check_arguments(args)
         # --streaming carries the GRU states in PyTorch (StreamingModel): auto means torch there
         engine = "torch" if args.streaming and args.engine == "auto" else args.engine
-        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=engine, threads=1)
-        stage = build_stage(recognizer, args)
+        model = Model(load_recognizer(args.model, "cpu", batch_size=64, engine=engine, threads=1))
+        recognizer = model.recognizer
+        check_model_options(model, args)
         try:
             saver = DetectionSaver(args.save_detections, recognizer.sample_rate) if args.save_detections else None
         except OSError as err:
             raise UsageError(f"--save-detections {args.save_detections}: {err.strerror or err}") from None
         source, name = open_source(args)
+        pipeline = open_stream(model, args, source.sample_rate).pipeline
     except (UsageError, AudioError, DeviceError) as err:
         error(str(err))
         return EXIT_USAGE
 
-    pipeline = StreamPipeline(stage, source.sample_rate, recognizer.sample_rate)
     blocks = BlockQueue()
     display = Display(sys.stdout, json_lines=args.json)
     count = [0]

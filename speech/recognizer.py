@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from speech import backends
 from speech.checkpoint import load_model
 from speech.data.dataset import fit_to_length
 from speech.decode import ctc_greedy_decode, ctc_prefix_beam_search, ctc_score_phrases, top_k
@@ -43,19 +44,6 @@ class DecodeOptions:
     grammar: list[str] | None = None  # CTC: allowed phrases
 
 
-class TorchBackend:
-    """Runs a :class:`~speech.models.SpeechModel` (``(B, samples)``, lengths -> output, out lengths)."""
-
-    def __init__(self, model, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
-
-    @torch.inference_mode()
-    def __call__(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, out_lengths = self.model(waveform.to(self.device), lengths.to(self.device))
-        return out.float().cpu(), out_lengths.cpu()
-
-
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -82,12 +70,10 @@ class Recognizer:
         if engine == "onnx" and device != "cpu":
             raise ValueError(f"the onnx engine runs on the CPU only (device {device!r})")
         if isinstance(model, (str, Path)) and str(model).endswith((".onnx", ".ts")):
-            from speech.export import OnnxBackend, TorchScriptBackend
-
             if str(model).endswith(".ts"):
-                self.backend, self.engine = TorchScriptBackend(str(model)), "torchscript"
+                self.backend, self.engine = backends.TorchScriptBackend(str(model)), "torchscript"
             else:
-                self.backend, self.engine = OnnxBackend(str(model), threads), "onnx"
+                self.backend, self.engine = backends.OnnxBackend(str(model), threads), "onnx"
             meta = self.backend.metadata
             self.labels, self.is_ctc = meta["labels"], meta["head"] == "ctc"
             self.sample_rate, vocab_unit = meta["sample_rate"], meta.get("vocabulary", "char")
@@ -95,11 +81,9 @@ class Recognizer:
         else:
             m = load_model(model) if isinstance(model, (str, Path)) else model
             if engine == "onnx":
-                from speech.export import onnx_backend
-
-                self.backend = onnx_backend(m, threads)
+                self.backend = backends.onnx_backend(m, threads)
             else:
-                self.backend = TorchBackend(m, device)
+                self.backend = backends.TorchBackend(m, device)
             self.engine = engine
             self.labels, self.is_ctc, self.sample_rate = m.labels, m.is_ctc, m.sample_rate
             vocab_unit = m.config.vocabulary

@@ -1,5 +1,9 @@
 """Training: ``speech train recipe=NAME [overrides]`` (or ``python -m speech.train recipe=NAME``).
 
+``speech train --list-recipes`` lists the recipes (one line each); ``recipe=`` also takes a folder holding
+``<folder>.yaml`` or a YAML file, so a recipe of your own needs no checkout (its ``defaults`` start with
+``base``, as the bundled ones do).
+
 Hydra is the edge: it composes ``recipes/NAME/NAME.yaml`` with the groups in ``conf/``, and
 :func:`train` receives plain dataclasses. A run directory (Hydra's) holds the resolved config
 (``.hydra/``), ``metrics.jsonl`` (one JSON object per epoch), TensorBoard logs (``tb/``),
@@ -17,7 +21,6 @@ import json
 import math
 import os
 import random
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,106 +32,13 @@ import torch.distributed as dist
 from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
-from speech.data.dataset import AudioDataset, BucketingBatchSampler, DigitStringsDataset, collate
-from speech.data.manifest import read_manifest
+from speech.data.loaders import build_datasets, make_loader
 from speech.features import FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
 from speech.models import SpeechModel, count_parameters
 from speech.recognizer import resolve_device
 from speech.text import Vocabulary, normalize_text
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO_ROOT / "conf"
-RECIPES_DIR = REPO_ROOT / "recipes"
-
-
-# ----------------------------------------------------------------------------------------------------
-# data
-# ----------------------------------------------------------------------------------------------------
-def ensure_manifests(cfg: TrainConfig) -> Path:
-    """Return ``data.root``; run ``speech prepare <data.prepare> --out root`` first if it has no manifest."""
-    root = Path(cfg.data.root)
-    manifests = root / cfg.data.fold if cfg.data.fold else root
-    if not (manifests / cfg.data.train_manifest).is_file():
-        if not cfg.data.prepare:
-            raise SystemExit(f"speech train: {root / cfg.data.train_manifest}: no such manifest (set data.root or data.prepare)")
-        from speech.cli import main as cli_main
-
-        args = shlex.split(cfg.data.prepare) + ["--out", str(root)]
-        print(f"preparing data: speech prepare {' '.join(args)}", file=sys.stderr)
-        if cli_main(["prepare"] + args) not in (0, 1):
-            raise SystemExit(f"speech train: data preparation failed: speech prepare {' '.join(args)}")
-        if not (manifests / cfg.data.train_manifest).is_file():
-            raise SystemExit(f"speech train: {manifests / cfg.data.train_manifest}: not written by data.prepare")
-    return manifests
-
-
-def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
-    """``(train, valid, test, labels)``; ``test`` is ``None`` when there is no test manifest."""
-    root = ensure_manifests(cfg)
-    d = cfg.data
-    sr = cfg.features.sample_rate
-
-    def read(name: str, required: bool = True):
-        path = root / name
-        if not path.is_file() and not required:
-            return []
-        rows = read_manifest(path)
-        if d.max_items and len(rows) > d.max_items:  # a seeded random slice, in manifest order
-            keep = sorted(random.Random(cfg.trainer.seed).sample(range(len(rows)), d.max_items))
-            rows = [rows[i] for i in keep]
-        return rows
-
-    train_rows = read(d.train_manifest)
-    for extra in d.extra_train_manifests:
-        train_rows += read_manifest(extra)
-    valid_rows, test_rows = read(d.valid_manifest, False), read(d.test_manifest, False)
-    if cfg.model.head == "classification":
-        labels = list(d.labels) if d.labels else sorted({r.label for r in train_rows if r.label is not None})
-        index = {l: i for i, l in enumerate(labels)}
-        unknown = index.get("_unknown_")
-
-        def encode(u):
-            if u.label in index:
-                return index[u.label]
-            if unknown is not None:
-                return unknown
-            raise ValueError(f"{u.audio_filepath}: label {u.label!r} is not in the label set {labels}")
-
-        keep = lambda rows: [r for r in rows if r.label in index or unknown is not None]  # noqa: E731
-        make = lambda rows: AudioDataset(keep(rows), sr, encode, d.clip_seconds, d.cache_dir) if rows else None  # noqa: E731
-        return make(train_rows), make(valid_rows), make(test_rows), labels
-    vocab = Vocabulary.characters() if cfg.model.vocabulary == "char" else Vocabulary.words_from(
-        [transcript_of(r) for r in train_rows])
-    encode_text = lambda u: vocab.encode(transcript_of(u))  # noqa: E731
-    make = lambda rows: AudioDataset(rows, sr, encode_text, None, d.cache_dir) if rows else None  # noqa: E731
-    train, valid, test = make(train_rows), make(valid_rows), make(test_rows)
-    if d.compose == "digit_strings":
-        seed = cfg.trainer.seed
-        compose = lambda ds, size, s: DigitStringsDataset(  # noqa: E731
-            ds, vocab, size, s, d.min_digits, d.max_digits) if ds is not None else None
-        train = compose(train, d.train_size, seed)
-        valid = compose(valid, d.eval_size, seed + 1)
-        test = compose(test, d.eval_size, seed + 2)
-    elif d.compose != "none":
-        raise ValueError(f"data.compose must be none or digit_strings, got {d.compose!r}")
-    return train, valid, test, vocab.tokens
-
-
-def transcript_of(u) -> str:
-    """A row's CTC target: its ``text``, else its label, except that ``_silence_``-style labels are empty."""
-    if u.text is not None:
-        return u.text
-    return "" if u.label.startswith("_") else u.label
-
-
-def make_loader(dataset, cfg: TrainConfig, shuffle: bool, world: int = 1, rank: int = 0):
-    sampler = BucketingBatchSampler(dataset.lengths(), cfg.data.batch_size, shuffle, cfg.trainer.seed, world, rank)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.data.num_workers,
-        persistent_workers=cfg.data.num_workers > 0,
-    )
-    return loader, sampler
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -528,7 +438,9 @@ def append_jsonl(path: Path, row: dict) -> None:
 # Hydra entry
 # ----------------------------------------------------------------------------------------------------
 def _hydra_argv(argv: list[str]) -> list[str]:
-    """``recipe=NAME`` -> Hydra's ``--config-dir recipes/NAME --config-name NAME``."""
+    """``recipe=NAME`` (or a folder or YAML file) -> Hydra's ``--config-dir FOLDER --config-name NAME``."""
+    from speech.config import RecipeError, find_recipe
+
     out, recipe = [], None
     for a in argv:
         if a.startswith("recipe=") and not recipe:
@@ -537,14 +449,22 @@ def _hydra_argv(argv: list[str]) -> list[str]:
             out.append(a)
     if recipe is None:
         return out
-    # recipes/NAME/NAME.yaml, or NAME.yaml in any recipe folder (a recipe may train several models)
-    found = sorted(RECIPES_DIR.glob(f"*/{recipe}.yaml")) if RECIPES_DIR.is_dir() else []
-    if Path(recipe).is_dir():
-        found = [Path(recipe) / f"{Path(recipe).name}.yaml"]
-    if not found or not found[0].is_file():
-        known = sorted(p.stem for p in RECIPES_DIR.glob("*/*.yaml")) if RECIPES_DIR.is_dir() else []
-        raise SystemExit(f"speech train: unknown recipe {recipe!r} (recipes: {', '.join(known)})")
-    return ["--config-dir", str(found[0].parent.resolve()), "--config-name", found[0].stem] + out
+    try:
+        found = find_recipe(recipe)
+    except RecipeError as err:
+        raise SystemExit(f"speech train: {err}") from None
+    return ["--config-dir", str(found.parent), "--config-name", found.stem] + out
+
+
+def print_recipes() -> int:
+    """``speech train --list-recipes``: one line per recipe (name, description)."""
+    from speech.config import list_recipes
+
+    recipes = list_recipes()
+    width = max((len(name) for name, _, _ in recipes), default=0)
+    for name, _, description in recipes:
+        print(f"{name:<{width}}  {description}")
+    return 0
 
 
 def main_argv(argv: list[str]) -> int:
@@ -553,16 +473,18 @@ def main_argv(argv: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from speech.config import register_configs, to_dataclass
+    from speech.config import conf_dir, project_root, register_configs, to_dataclass
 
+    if "--list-recipes" in argv:
+        return print_recipes()
     if not OmegaConf.has_resolver("speech_root"):
-        OmegaConf.register_new_resolver("speech_root", lambda: str(REPO_ROOT))
+        OmegaConf.register_new_resolver("speech_root", lambda: str(project_root()))
     register_configs()
     if any(a in ("-h", "--help") for a in argv) and not any(a.startswith("recipe=") for a in argv):
         print(__doc__)
     results: list[dict] = []
 
-    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="base")
+    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="base")
     def _run(cfg) -> None:
         run_dir = HydraConfig.get().runtime.output_dir
         results.append(train(to_dataclass(cfg), run_dir))

@@ -29,17 +29,15 @@ import csv
 import json
 import os
 import sys
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TextIO
+from typing import Callable, TextIO
 
-from speech.audio import DEFAULT_MAX_DURATION, AudioError, find_audio_files, load_audio
+from speech.audio import DEFAULT_MAX_DURATION
+from speech.options import add_engine_argument, add_threads_argument
+from speech.batch import GROUP_SIZE, Record, UsageError, default_jobs, expand_inputs, recognize_items
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-GROUP_SIZE = 256  # files decoded and handed to the Recognizer at a time (it batches them by length)
 PROG = "speech transcribe"
 
 EPILOG = """\
@@ -63,175 +61,6 @@ exit status:
   2    usage error: bad option, model file, manifest or grammar file
   130  interrupted (Ctrl-C); the files done so far are written (to --output too)
 """
-
-
-# ------------------------------------------------------------------------------------------ inputs
-@dataclass
-class Item:
-    """One clip to recognize: a file, or a part of one (manifest rows with ``offset``/``duration``)."""
-
-    path: str
-    offset: float = 0.0
-    duration: float | None = None
-    utterance: object = None  # the manifest row, when the item came from one
-
-
-class UsageError(Exception):
-    """A problem with the command line (exit status 2); ``str(err)`` is one line."""
-
-
-def is_manifest(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith(".jsonl") and Path(path).is_file()
-
-
-def manifest_items(path: str | os.PathLike) -> list[Item]:
-    """Items of a manifest; a bad manifest raises :class:`UsageError` (``path:line: cause``)."""
-    from speech.data.manifest import ManifestError, read_manifest
-
-    try:
-        rows = read_manifest(path)
-    except ManifestError as err:
-        raise UsageError(str(err)) from None
-    return [Item(u.audio_filepath, u.offset, u.duration, u) for u in rows]
-
-
-def expand_inputs(
-    paths: Iterable[str], stdin: TextIO | None = None, report: Callable[[str, str], None] | None = None
-) -> tuple[list[Item], int]:
-    """PATH arguments -> items in order, and the number of inputs that gave nothing (reported).
-
-    A folder is searched recursively (sorted); a ``.jsonl`` file is a manifest; ``-`` reads one PATH per
-    line from ``stdin``; anything else is taken as an audio file (a missing one fails when loaded).
-    """
-    items: list[Item] = []
-    failed = 0
-    for raw in paths:
-        if raw == "-":
-            lines = [line.strip() for line in (stdin or sys.stdin)]
-            sub, bad = expand_inputs([line for line in lines if line and line != "-"], None, report)
-            items += sub
-            failed += bad
-            continue
-        p = Path(raw)
-        if p.is_dir():
-            found = find_audio_files(p)
-            if not found:
-                failed += 1
-                if report:
-                    report(raw, "no audio files in this folder")
-            items += [Item(str(f)) for f in found]
-        elif is_manifest(p):
-            items += manifest_items(p)
-        else:
-            items.append(Item(raw))
-    return items, failed
-
-
-# ------------------------------------------------------------------------------------- processing
-@dataclass
-class Record:
-    """What one input gave: its answer (or the error) and timings."""
-
-    item: Item
-    text: str = ""
-    score: float = 0.0
-    alternatives: list[tuple[str, float]] = field(default_factory=list)
-    duration: float = 0.0
-    decode_s: float = 0.0
-    model_s: float = 0.0
-    segments: list | None = None  # list[Result] with start/end, for --segments
-    error: str | None = None  # AudioError text ("path: cause") when the file failed
-
-
-def load_item(item: Item, sample_rate: int, max_duration: float | None = DEFAULT_MAX_DURATION):
-    """``(waveform, seconds spent decoding)``; raises :class:`AudioError`."""
-    start = time.perf_counter()
-    if item.utterance is not None or item.offset or item.duration is not None:
-        wave = load_audio(item.path, sample_rate, offset=item.offset, duration=item.duration, max_duration=max_duration)
-    else:
-        wave = load_audio(item.path, sample_rate, max_duration=max_duration)
-    return wave, time.perf_counter() - start
-
-
-def _load_safely(item: Item, sample_rate: int, max_duration: float | None):
-    try:
-        return load_item(item, sample_rate, max_duration)
-    except AudioError as err:
-        return err
-
-
-def recognize_items(
-    recognizer,
-    items: list[Item],
-    options=None,
-    *,
-    segments: bool = False,
-    hop_seconds: float = 0.25,
-    jobs: int | None = None,
-    group_size: int = GROUP_SIZE,
-    max_duration: float | None = DEFAULT_MAX_DURATION,
-) -> Iterator[Record]:
-    """Yield one :class:`Record` per item, in input order.
-
-    Audio is decoded in a pool of ``jobs`` threads, one group ahead of the model; each group of
-    ``group_size`` clips goes to ``recognizer.recognize`` (length-sorted batches of
-    ``recognizer.batch_size``), or to ``recognizer.segments`` per clip with ``segments=True``.
-    Files that cannot be read give a record with ``error`` set; the rest go on.
-    """
-    from speech.recognizer import DecodeOptions
-
-    options = options or DecodeOptions()
-    jobs = max(1, jobs or default_jobs())
-    rate = recognizer.sample_rate
-    groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speech-load")
-
-    def submit(group: list[Item]) -> list[Future]:
-        return [pool.submit(_load_safely, item, rate, max_duration) for item in group]
-
-    try:
-        pending = submit(groups[0]) if groups else []
-        for index, group in enumerate(groups):
-            loaded = [f.result() for f in pending]
-            pending = submit(groups[index + 1]) if index + 1 < len(groups) else []
-            records = [Record(item) for item in group]
-            good = []
-            for rec, got in zip(records, loaded):
-                if isinstance(got, AudioError):
-                    rec.error = str(got)
-                else:
-                    wave, rec.decode_s = got
-                    rec.duration = len(wave) / rate
-                    good.append((rec, wave))
-            if segments:
-                for rec, wave in good:
-                    start = time.perf_counter()
-                    found = recognizer.segments(wave, options, hop_seconds=hop_seconds)
-                    rec.model_s = time.perf_counter() - start
-                    for r in found:
-                        r.end = min(r.end, rec.duration)
-                    rec.segments = found
-                    if found:
-                        rec.text = " ".join(r.text for r in found)
-                        rec.score = max(r.score for r in found)
-                    rec.alternatives = [(rec.text, rec.score)]
-            elif good:
-                start = time.perf_counter()
-                results = recognizer.recognize([w for _, w in good], options)
-                elapsed = time.perf_counter() - start
-                total = sum(len(w) for _, w in good) or 1
-                for (rec, wave), res in zip(good, results):
-                    rec.text, rec.score, rec.alternatives = res.text, float(res.score), list(res.alternatives)
-                    rec.model_s = elapsed * len(wave) / total
-            yield from records
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def default_jobs() -> int:
-    return min(4, os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -355,14 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
                         help=f"threads decoding audio files (default: {default_jobs()})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
+    add_engine_argument(parser)
     add_threads_argument(parser)
     parser.add_argument("--group-size", type=int, default=GROUP_SIZE, help=argparse.SUPPRESS)
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads for the model on the CPU (default: 1; the small GRU batches run "
-                             "fastest on one thread, and more threads stall when the cores are busy)")
 
 
 def set_threads(n: int) -> None:
@@ -378,82 +202,31 @@ def error(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def check_device(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA device is available")
-
-
-def resolve_engine(engine: str) -> str:
-    """``auto`` -> ``onnx`` where onnxruntime is installed (faster on the CPU), else ``torch``."""
-    if engine != "auto":
-        return engine
-    from speech.export import onnx_missing
-
-    return "torch" if onnx_missing() else "onnx"
-
-
 def load_recognizer(model: str, device: str = "auto", batch_size: int = 32, engine: str = "torch",
                     threads: int | None = None):
-    """A :class:`Recognizer`, or :class:`UsageError` with the model file's one-line problem."""
+    """:func:`speech.load` for the verbs: the model's :class:`~speech.recognizer.Recognizer`, or
+    :class:`UsageError` with the one-line problem (a bad model file, device or engine)."""
+    from speech.api import load
     from speech.checkpoint import ModelFileError
-    from speech.export import ExportError
-    from speech.recognizer import Recognizer
 
-    check_device(device)
-    chosen = resolve_engine(engine)
     try:
-        return Recognizer(model, device=device, batch_size=batch_size, engine=chosen, threads=threads)
-    except ExportError as err:
-        if engine != "auto":
-            raise UsageError(f"{model}: {err}") from None
-        print(f"note: {model}: {err}; running it in PyTorch", file=sys.stderr)  # auto: the export is only a speed-up
-        return load_recognizer(model, device, batch_size, "torch", threads)
-    except ModelFileError as err:
+        return load(model, engine=engine, device=device, threads=threads, batch_size=batch_size,
+                    on_note=lambda note: print(f"note: {note}", file=sys.stderr)).recognizer
+    except (ModelFileError, ValueError) as err:
         raise UsageError(str(err)) from None
 
 
 def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str], None] | None = None):
-    """Build :class:`DecodeOptions` from the shared flags (``--top-k --threshold --grammar --beam``);
-    grammar phrases the model cannot spell are dropped with a warning through ``report``."""
-    report = report or error
-    from speech.decode import load_grammar
-    from speech.recognizer import DecodeOptions
+    """:meth:`speech.Model.decode_options` from the shared flags (``--top-k --threshold --grammar
+    --beam``); grammar phrases the model cannot spell are dropped with a warning through ``report``."""
+    from speech.api import Model
 
-    top_k = getattr(args, "top_k", 1)
-    if top_k < 1:
-        raise UsageError("--top-k must be 1 or more")
-    if getattr(args, "beam", 1) < 1:
-        raise UsageError("--beam must be 1 or more")
-    threshold = getattr(args, "threshold", 0.0)
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError("--threshold must be between 0 and 1")
-    grammar = None
-    if getattr(args, "grammar", None):
-        if not recognizer.is_ctc:
-            raise UsageError("--grammar needs a CTC model (this model is a classifier)")
-        try:
-            grammar = load_grammar(args.grammar)
-        except (ValueError, OSError) as err:
-            raise UsageError(str(err)) from None
-        spellable = []
-        for phrase in grammar:
-            try:
-                ok = bool(recognizer.vocabulary.encode(phrase))
-            except ValueError:
-                ok = False
-            if ok:
-                spellable.append(phrase)
-            else:
-                report(f"{args.grammar}: phrase {phrase!r} cannot be spelled with this model's vocabulary; ignored")
-        if not spellable:
-            raise UsageError(f"{args.grammar}: no phrase can be spelled with this model's vocabulary")
-        grammar = spellable
-    if getattr(args, "beam", 1) > 1 and not recognizer.is_ctc:
-        raise UsageError("--beam needs a CTC model (this model is a classifier)")
-    return DecodeOptions(top_k=top_k, threshold=threshold, beam=getattr(args, "beam", 1), grammar=grammar)
+    try:
+        return Model(recognizer).decode_options(
+            top_k=getattr(args, "top_k", 1), threshold=getattr(args, "threshold", 0.0),
+            grammar=getattr(args, "grammar", None), beam=getattr(args, "beam", 1), on_warning=report or error)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -466,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--segment-hop and --max-window must be positive")
         set_threads(args.threads)
         items, failed = expand_inputs(args.paths, sys.stdin, lambda p, cause: error(f"{p}: {cause}"))
-        recognizer = load_recognizer(args.model, args.device, args.batch_size)
+        recognizer = load_recognizer(args.model, args.device, args.batch_size, args.engine, args.threads)
         if args.max_window is not None:
             recognizer.max_window_seconds = args.max_window
         options = decode_options(recognizer, args)

@@ -1,4 +1,4 @@
-"""Benchmarks (speech/benchmarks.py): tiny smoke runs of each benchmark function on real clips. They check
+"""Benchmarks (speech/bench/): tiny smoke runs of each benchmark function on real clips. They check
 that each runs and returns sane fields; no timing is asserted (the machine may be shared)."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from speech import benchmarks as B
+from speech.bench import features, measure, train, train_memory, transcribe
 
-REPO = B.REPO_ROOT
+REPO = measure.REPO_ROOT
 
 
 def positive(x) -> bool:
@@ -21,40 +21,40 @@ def positive(x) -> bool:
 
 # ------------------------------------------------------------------------------------------- pieces
 def test_to_12_classes_maps_words_silence_and_unknown():
-    assert B.to_12_classes("yes") == "yes"
-    assert B.to_12_classes(" Stop ") == "stop"
-    assert B.to_12_classes("") == B.SILENCE and B.to_12_classes(B.SILENCE) == B.SILENCE
-    assert B.to_12_classes("marvin") == B.UNKNOWN and B.to_12_classes(B.UNKNOWN) == B.UNKNOWN
-    assert len(B.SPEECH_COMMANDS_WORDS) == len(set(B.SPEECH_COMMANDS_WORDS)) == 35
+    assert transcribe.to_12_classes("yes") == "yes"
+    assert transcribe.to_12_classes(" Stop ") == "stop"
+    assert transcribe.to_12_classes("") == measure.SILENCE and transcribe.to_12_classes(measure.SILENCE) == measure.SILENCE
+    assert transcribe.to_12_classes("marvin") == measure.UNKNOWN and transcribe.to_12_classes(measure.UNKNOWN) == measure.UNKNOWN
+    assert len(transcribe.SPEECH_COMMANDS_WORDS) == len(set(transcribe.SPEECH_COMMANDS_WORDS)) == 35
 
 
 def test_evenly_spaced_and_interleaved_rotate():
-    assert B.evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
-    assert B.evenly_spaced([1, 2], 0) == [1, 2]
+    assert measure.evenly_spaced(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert measure.evenly_spaced([1, 2], 0) == [1, 2]
     calls = []
-    times = B.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    times = measure.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert all(len(v) == 3 and all(t >= 0 for t in v) for v in times.values())
-    assert B.paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 1.0]) == 4.0
+    assert measure.paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 1.0]) == 4.0
 
 
 def test_markdown_table_and_machine_info():
-    table = B.markdown_table(["a", "b"], [["x", 1234.5], ["y", None]])
+    table = measure.markdown_table(["a", "b"], [["x", 1234.5], ["y", None]])
     assert table.splitlines()[0] == "| a | b |" and "1,234" in table and "| y | - |" in table
-    info = B.machine_info()
+    info = measure.machine_info()
     assert info["cores"] >= 1 and info["torch_threads"] >= 1 and info["cpu"]
-    assert "cores" in B.machine_line(info)
+    assert "cores" in measure.machine_line(info)
 
 
 def test_simulated_cache_layout_matches_decoded_audio_cache(tmp_path):
-    B.check_cache_layout(tmp_path)  # raises when DecodedAudioCache's file key or index changes
+    train_memory.check_cache_layout(tmp_path)  # raises when DecodedAudioCache's file key or index changes
 
 
 def test_cache_built_into_a_memmap_equals_the_in_memory_one(shared_dataset, tmp_path):
     from speech.data.dataset import DecodedAudioCache
     from speech.data.manifest import Utterance
 
-    files = sorted((shared_dataset(B.SPEECH_COMMANDS_TEST) / "yes").glob("*.wav"))[:3]
+    files = sorted((shared_dataset(measure.SPEECH_COMMANDS_TEST) / "yes").glob("*.wav"))[:3]
     rows = [Utterance(str(f), 1.0, "yes") for f in files] + [Utterance(str(tmp_path / "absent.wav"), 1.0, "yes")]
     in_ram = DecodedAudioCache(rows, 16000, None, verbose=False)
     mapped = DecodedAudioCache(rows, 16000, str(tmp_path / "cache"), verbose=False)
@@ -83,10 +83,11 @@ def test_front_end_batch_chunking_changes_nothing():
 
 @pytest.mark.parametrize("name", ["features", "train", "transcribe"])
 def test_entry_points_parse_their_defaults(name):
+    module = importlib.import_module(f"speech.bench.{name}")
     parser = argparse.ArgumentParser()
-    getattr(B, f"add_{name}_arguments")(parser)
+    getattr(module, f"add_{name}_arguments")(parser)
     args = parser.parse_args([])
-    assert args.threads == 1 and callable(getattr(B, f"run_{name}"))
+    assert args.threads == 1 and callable(getattr(module, f"run_{name}"))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "tools" / f"bench_{name}.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -97,20 +98,20 @@ def test_entry_points_parse_their_defaults(name):
 
 # ----------------------------------------------------------------------------------- smoke runs
 def test_features_benchmark_smoke(shared_data):
-    result = B.benchmark_features(clips=8, batch_size=4, reference_clips=4, repeats=1, data_dir=str(shared_data))
+    result = features.benchmark_features(clips=8, batch_size=4, reference_clips=4, repeats=1, data_dir=str(shared_data))
     names = [r["name"] for r in result["rows"]]
     assert names[0] == "ours" and "librosa (reference)" in names
     for row in result["rows"]:
         assert positive(row["clips_per_second"]) and positive(row["ratio_vs_librosa"])
     assert positive(result["ratio"]) and result["parity_max_abs_diff"] < 1e-2  # same parameters, same features
-    text = B.format_features(result)
+    text = features.format_features(result)
     assert "| ours |" in text and "librosa" in text and result["machine"]["cpu"] in text
 
 
 def test_train_benchmark_smoke(shared_data):
-    result = B.benchmark_train(clips=8, batch_size=4, repeats=1, model={"hidden_size": 16, "num_layers": 1},
-                               memory_clips=60, float_clips=10, build_clips=8, gpu=False, data_dir=str(shared_data),
-                               precision="bf16")
+    result = train.benchmark_train(clips=8, batch_size=4, repeats=1, model={"hidden_size": 16, "num_layers": 1},
+                                   memory_clips=60, float_clips=10, build_clips=8, gpu=False,
+                                   data_dir=str(shared_data), precision="bf16")
     cpu = result["summary"]["cpu"]
     for which in ("reference", "ours"):
         row = cpu[which]
@@ -120,16 +121,16 @@ def test_train_benchmark_smoke(shared_data):
     memory = result["memory"]
     assert memory["clips_seen"] == 60 and positive(memory["peak"]["RssAnon"])
     assert memory["float_clips"] == 10 and memory["build"]["clips"] == 8
-    text = B.format_train(result)
+    text = train.format_train(result)
     assert "Ours / reference" in text and ("no GPU here" in text or result["gpu"])
     assert "precision bf16" in text and result["params"]["precision"] == "bf16"  # ours in bf16, the reference not
 
 
 def test_transcribe_benchmark_smoke(shared_data):
     pytest.importorskip("pocketsphinx")
-    result = B.benchmark_transcribe(clips=6, repeats=1, random_model=True, data_dir=str(shared_data))
+    result = transcribe.benchmark_transcribe(clips=6, repeats=1, random_model=True, data_dir=str(shared_data))
     for row in result["rows"].values():
         assert row["count"] == 6 and row["missing"] == 0 and 0 <= row["accuracy"] <= 1
         assert positive(row["clips_per_second_steady"]) and positive(row["peak_rss_mb"])
     assert positive(result["ratio_steady"]) and result["provisional"]
-    assert "Provisional" in B.format_transcribe(result)
+    assert "Provisional" in transcribe.format_transcribe(result)

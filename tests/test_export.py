@@ -92,7 +92,7 @@ def test_files_written(exported):
 
 @pytest.mark.parametrize("kind", ["onnx", "ts"])
 def test_exported_matches_pytorch_on_real_audio(exported, kind):
-    from speech.export import OnnxBackend, TorchScriptBackend
+    from speech.backends import OnnxBackend, TorchScriptBackend
 
     model = load_model(exported["pt"])
     backend = OnnxBackend(exported["onnx"]) if kind == "onnx" else TorchScriptBackend(exported["ts"])
@@ -112,7 +112,7 @@ def test_exported_matches_pytorch_on_real_audio(exported, kind):
 
 
 def test_metadata_inside_files(exported):
-    from speech.export import OnnxBackend, TorchScriptBackend
+    from speech.backends import OnnxBackend, TorchScriptBackend
 
     model = load_model(exported["pt"])
     proto = onnx.load(str(exported["onnx"]))
@@ -158,7 +158,7 @@ def test_export_usage_errors(capsys, exported, tmp_path):
 
 
 def test_backends_reject_other_files(tmp_path, exported):
-    from speech.export import OnnxBackend, TorchScriptBackend
+    from speech.backends import OnnxBackend, TorchScriptBackend
 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not onnx")
@@ -179,7 +179,7 @@ def test_backends_reject_other_files(tmp_path, exported):
 def test_recognizer_onnx_engine_matches_pytorch(exported):
     """``Recognizer(engine="onnx")`` exports the model in memory and runs it in onnxruntime (one thread):
     the same outputs as the PyTorch engine on real clips."""
-    from speech.export import OnnxBackend
+    from speech.backends import OnnxBackend
     from speech.recognizer import Recognizer
 
     torch_rec = Recognizer(exported["pt"])
@@ -196,15 +196,16 @@ def test_recognizer_onnx_engine_matches_pytorch(exported):
 def test_engine_auto_falls_back_to_pytorch_when_the_export_fails(exported, monkeypatch, capsys):
     """``auto`` only speeds things up: a model that will not export still runs, with a one-line note;
     ``onnx`` asked for explicitly is a one-line usage error instead."""
+    import speech.backends
     import speech.export
-    from speech.recognizer import TorchBackend
+    from speech.backends import TorchBackend
     from speech.transcribe import UsageError, load_recognizer
 
     def refuse(model, threads=None):
         raise speech.export.ExportError("ONNX export failed: no")
 
-    monkeypatch.setattr(speech.export, "onnx_backend", refuse)
-    monkeypatch.setattr("speech.transcribe.resolve_engine", lambda engine: "onnx" if engine == "auto" else engine)
+    monkeypatch.setattr(speech.backends, "onnx_backend", refuse)
+    monkeypatch.setattr("speech.api.resolve_engine", lambda engine: "onnx" if engine == "auto" else engine)
     rec = load_recognizer(str(exported["pt"]), "cpu", engine="auto")
     assert isinstance(rec.backend, TorchBackend)
     note = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

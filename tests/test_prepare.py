@@ -271,19 +271,25 @@ def test_silence_clips_come_from_the_split_region():
 # --------------------------------------------------------------------------- Speech Commands (real data)
 
 
-def test_speech_commands_v1_sample_follows_the_lists(shared_dataset, tmp_path, capsys):
+@pytest.mark.parametrize("through", ["folder", "symbolic link"])
+def test_speech_commands_v1_sample_follows_the_lists(shared_dataset, tmp_path, capsys, through):
+    """Also through a symbolic link to the data (a linked ``../shared``): manifests hold resolved paths."""
     root = shared_dataset("speech_commands_v1_sample")
-    assert prepare("speech-commands", "--root", root, "--out", tmp_path, "--version", "1") == 0
+    if through == "symbolic link":
+        (tmp_path / "linked").symlink_to(root, target_is_directory=True)
+        root = tmp_path / "linked"
+    assert prepare("speech-commands", "--root", root, "--out", tmp_path / "out", "--version", "1") == 0
     stdout = capsys.readouterr().out
     listed = {s: set((root / n).read_text().split()) for s, n in speech_commands.LIST_FILES.items()}
     for split, name in speech_commands.LIST_FILES.items():
         absent = sum(not (root / rel).is_file() for rel in listed[split])
         assert f"{name}: {absent} of {len(listed[split])} listed files are absent" in stdout
-    splits = read_splits(tmp_path)
+    splits = read_splits(tmp_path / "out")
     for split, rows in splits.items():
         assert rows, f"{split} is empty"
         for u in rows:
-            rel = Path(u.audio_filepath).relative_to(root).as_posix()
+            assert Path(u.audio_filepath).is_file()
+            rel = Path(u.audio_filepath).relative_to(root.resolve()).as_posix()
             expected = "valid" if rel in listed["valid"] else "test" if rel in listed["test"] else "train"
             assert split == expected, rel
             assert u.label in COMMANDS_12 and u.text == rel.split("/")[0]

@@ -14,7 +14,7 @@ from speech.streaming import (
     END, BlockQueue, EnergyVAD, RecognizeCommands, RingBuffer, SmoothingConfig, StreamingModel,
     StreamPipeline, StreamResampler, UtteranceTranscriber, VADConfig, Detection,
 )
-from speech.bench_streaming import WordEvent, score_detections
+from speech.bench.streaming import WordEvent, score_detections
 from speech.text import CHARACTERS
 
 

@@ -15,20 +15,18 @@ from speech.synth import (
     ClipSettings,
     ClipSpec,
     SynthError,
-    accent_phonemes,
     available_voices,
-    center_in_clip,
-    clip_spec,
     items_from_phrases,
     items_from_words,
     main,
     make_noise,
-    plan_clips,
-    postprocess,
     render,
     synthesize,
     write_noise,
 )
+from speech.synth.engines.espeak import accent_phonemes
+from speech.synth.plan import clip_spec, plan_clips
+from speech.synth.postprocess import center_in_clip, postprocess
 
 BINARIES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng", "espeak-accent": "espeak-ng"}
 

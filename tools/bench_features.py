@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Features benchmark (see docs/benchmarks.md); the same as `speech bench features` once that is wired."""
+"""Features benchmark (see docs/benchmarks.md); the same as `speech bench features`."""
 import argparse
 import sys
 
-from speech.benchmarks import add_features_arguments, run_features
+from speech.bench.features import add_features_arguments, run_features
 
 
 def main(argv=None) -> int:

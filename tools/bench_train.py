@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Train benchmark (see docs/benchmarks.md); the same as `speech bench train` once that is wired."""
+"""Train benchmark (see docs/benchmarks.md); the same as `speech bench train`."""
 import argparse
 import sys
 
-from speech.benchmarks import add_train_arguments, run_train
+from speech.bench.train import add_train_arguments, run_train
 
 
 def main(argv=None) -> int:

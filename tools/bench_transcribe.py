@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Transcribe benchmark (see docs/benchmarks.md); the same as `speech bench transcribe` once that is wired."""
+"""Transcribe benchmark (see docs/benchmarks.md); the same as `speech bench transcribe`."""
 import argparse
 import sys
 
-from speech.benchmarks import add_transcribe_arguments, run_transcribe
+from speech.bench.transcribe import add_transcribe_arguments, run_transcribe
 
 
 def main(argv=None) -> int:

@@ -1,22 +1,31 @@
-"""The streaming benchmark (``speech bench streaming``): a long stream of background noise with command
-words inserted at known times and SNRs, run through :mod:`speech.streaming`'s pipeline exactly as
-``speech listen --input-file --fast`` runs it; scores hit rate, false accepts per hour, latency and compute.
+"""``speech bench streaming``: a long stream of background noise with command words inserted at known
+times and SNRs, run through :mod:`speech.streaming`'s pipeline exactly as ``speech listen --input-file
+--fast`` runs it; scores hit rate, false accepts per hour, latency after the word's end and compute per hop
+(one thread), on noise alone and other words alone too. See docs/live.md.
+
+``streaming_benchmark`` returns the report, ``benchmark_table`` its markdown; numpy, torch and
+:mod:`speech.streaming` are imported inside the functions, so ``speech bench --help`` stays fast.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-import torch
+from speech.bench.measure import shared_data_dir
 
-from speech.streaming import (
-    NEVER_FIRE, SILENCE, UNKNOWN, BlockQueue, Detection, FileInput, SmoothingConfig, StreamPipeline, make_stage,
-    run_stream,
-)
+if TYPE_CHECKING:
+    import numpy as np
 
+    from speech.streaming import Detection, SmoothingConfig, StreamPipeline
+
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 @dataclass
@@ -32,6 +41,8 @@ class WordEvent:
 def active_span(wave: np.ndarray, sample_rate: int, frame_ms: float = 20.0, below_peak_db: float = 25.0) -> tuple[int, int]:
     """``(first, last)`` samples of a clip's spoken part: 20 ms frames within ``below_peak_db`` of the
     loudest frame."""
+    import numpy as np
+
     frame = max(1, int(sample_rate * frame_ms / 1000))
     n = max(1, len(wave) // frame)
     energy = 10 * np.log10(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-12)
@@ -42,6 +53,8 @@ def active_span(wave: np.ndarray, sample_rate: int, frame_ms: float = 20.0, belo
 def noise_track(recordings: list[np.ndarray], samples: int, rms: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """``(samples,)`` of background noise: random 5-20 s stretches of the recordings, each scaled to
     ``rms``, joined with 20 ms fades."""
+    import numpy as np
+
     out = np.zeros(samples, dtype=np.float32)
     fade = int(0.02 * sample_rate)
     pos = 0
@@ -66,6 +79,8 @@ def insert_words(
 ) -> list[WordEvent]:
     """Add clips to ``track`` in place, one after another with random gaps, until it is full; each word's
     spoken part is scaled to ``snr_db`` over the track's noise there. Returns the inserted words."""
+    import numpy as np
+
     events = []
     pos = int(rng.uniform(*gap) * sample_rate)
     order = rng.permutation(len(clips))
@@ -109,6 +124,8 @@ class ConditionResult:
         return self.false_accepts / (self.seconds / 3600) if self.seconds else 0.0
 
     def to_json(self) -> dict:
+        import numpy as np
+
         lat = np.asarray(self.latencies) if self.latencies else None
         return {
             "condition": self.name, "seconds": round(self.seconds, 1), "words": self.words, "hits": self.hits,
@@ -140,6 +157,8 @@ def score_detections(detections: list[Detection], events: list[WordEvent], toler
 def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pipeline: Callable[[], StreamPipeline],
                   sample_rate: int, block_ms: float, tolerance: float) -> ConditionResult:
     """Feed ``audio`` through a fresh pipeline as ``--input-file --fast`` does and score it."""
+    from speech.streaming import BlockQueue, FileInput, run_stream
+
     pipeline = make_pipeline()
     blocks = BlockQueue()
     source = FileInput(audio, sample_rate, max(1, int(sample_rate * block_ms / 1000)), realtime=False)
@@ -169,7 +188,11 @@ def streaming_benchmark(
     highest SNR. Words come from ``rows`` with replacement; classifiers are scored on labels, CTC
     models on the text.
     """
+    import numpy as np
+    import torch
+
     from speech.audio import find_audio_files, load_audio
+    from speech.streaming import NEVER_FIRE, SILENCE, UNKNOWN, StreamPipeline, make_stage
 
     rate = recognizer.sample_rate
     rng = np.random.default_rng(seed)
@@ -258,3 +281,80 @@ def benchmark_table(report: dict) -> str:
                  f"{report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
                  f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ command line
+def error(sub: str, message: str) -> None:
+    print(f"speech bench {sub}: {message}", file=sys.stderr)
+
+
+def write_report(path: str, report: dict, table: str) -> None:
+    """``.json``: the report as JSON; anything else: the markdown table. Written atomically."""
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(report, indent=2) + "\n" if out.suffix.lower() == ".json" else table + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+
+
+def default_noise_dir() -> str | None:
+    path = shared_data_dir() / "background_noise"
+    return str(path) if path.is_dir() else None
+
+
+def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True,
+                        help="clips to insert, e.g. DIR/test.jsonl of 'speech prepare speech-commands' (use speakers the model did not train on)")
+    parser.add_argument("--model", "-m", default="commands", help="model name or file (default: commands)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="PyTorch or onnxruntime, as 'speech live --engine' (default: auto, what the live tool uses)")
+    parser.add_argument("--noise-dir", default=default_noise_dir(),
+                        help="background noise recordings (default: $SPEECH_DATA_DIR or ../shared/data, background_noise/)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="length of each stream (default: 3)")
+    parser.add_argument("--snr", type=float, nargs="+", default=[20.0, 10.0, 5.0], help="SNRs of the command streams in dB (default: 20 10 5)")
+    parser.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default: 100)")
+    parser.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="detection threshold (default: 0.5)")
+    parser.add_argument("--suppression-ms", type=float, default=1000.0, help="suppression time (default: 1000)")
+    parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
+    parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
+    parser.add_argument("--tolerance", type=float, default=1.5, help="seconds after a word's end a detection still counts (default: 1.5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
+    parser.add_argument("--out", metavar="FILE", help="also write the table (FILE.md) or the report (FILE.json)")
+
+
+def run_streaming(args: argparse.Namespace) -> int:
+    import torch
+
+    from speech.data.manifest import ManifestError, read_manifest
+    from speech.streaming import SmoothingConfig
+    from speech.transcribe import UsageError, load_recognizer
+
+    torch.set_num_threads(1)
+    try:
+        if args.minutes <= 0 or args.hop_ms <= 0 or not 0 < args.threshold <= 1:
+            raise UsageError("--minutes and --hop-ms must be positive, --threshold in (0, 1]")
+        if not args.noise_dir or not Path(args.noise_dir).is_dir():
+            raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
+        if args.out and not Path(args.out).resolve().parent.is_dir():
+            raise UsageError(f"--out {args.out}: the folder does not exist")
+        try:
+            rows = read_manifest(args.manifest)
+        except ManifestError as err:
+            raise UsageError(str(err)) from None
+        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
+        smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
+        report = streaming_benchmark(
+            recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
+            smoothing=smoothing, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
+            progress=lambda name: print(f"streaming: {name}", file=sys.stderr))
+    except (UsageError, ValueError) as err:
+        error("streaming", str(err))
+        return EXIT_USAGE
+    report["config"]["model"] = str(args.model)
+    report["config"]["engine"] = recognizer.engine
+    report["config"]["manifest"] = str(args.manifest)
+    table = benchmark_table(report)
+    print(table)
+    if args.out:
+        write_report(args.out, report, table)
+    return EXIT_OK

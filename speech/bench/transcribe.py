@@ -1,0 +1,276 @@
+"""``speech bench transcribe``: ``speech transcribe`` against PocketSphinx on the same 1 s clips, each tool
+in a process of its own per run (``transcribe_worker``, ``pocketsphinx_worker``): throughput, peak memory
+and accuracy on the 12-class task. ``benchmark_transcribe`` returns the result dict, ``format_transcribe``
+its markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from speech.bench.measure import (
+    COMMANDS, LABELS_12, RESULT_PREFIX, SILENCE, SPEECH_COMMANDS_TEST, UNKNOWN, command_line, interleaved, load_now,
+    machine_info, machine_line, markdown_table, median, paired_ratio, print_report, run_measured, set_threads,
+    speech_commands_files, thread_env, worker_command,
+)
+
+# the 35 words of Speech Commands v0.02 (the 25 that are not commands count as _unknown_)
+SPEECH_COMMANDS_WORDS = COMMANDS + (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "bed", "bird", "cat",
+    "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "backward", "forward", "follow", "learn",
+    "visual",
+)
+
+
+def to_12_classes(text: str) -> str:
+    """A recognizer's answer on the 12-class task: a command, ``_silence_`` (no answer) or ``_unknown_``."""
+    text = (text or "").strip().lower()
+    if text in COMMANDS:
+        return text
+    if text in ("", SILENCE, "<sil>"):
+        return SILENCE
+    return UNKNOWN
+
+
+def make_random_model(path: str | os.PathLike, labels: list[str] | None = None, seed: int = 0, **model_overrides) -> Path:
+    """A model file with random weights (``ModelConfig()`` + ``FeatureConfig()`` unless overridden): the same
+    compute as a trained model of that shape, for timing when no trained model exists."""
+    import torch
+
+    from speech.checkpoint import save_model
+    from speech.features import FeatureConfig
+    from speech.models import ModelConfig, SpeechModel
+
+    torch.manual_seed(seed)
+    model = SpeechModel(ModelConfig(**model_overrides), FeatureConfig(), labels or LABELS_12)
+    save_model(model, path, {"clip_seconds": 1.0, "note": "random weights (benchmark stand-in)"})
+    return Path(path)
+
+
+def write_grammar(path: str | os.PathLike, words=SPEECH_COMMANDS_WORDS) -> Path:
+    """A JSGF grammar: exactly one of ``words``."""
+    Path(path).write_text("#JSGF V1.0;\ngrammar commands;\npublic <command> = " + " | ".join(words) + " ;\n")
+    return Path(path)
+
+
+def pocketsphinx_decode(paths: list[str], grammar: str | os.PathLike, pad: float = 0.5) -> dict[str, str]:
+    """Decode each file with PocketSphinx (its en-us model, the JSGF ``grammar``), ``pad`` seconds of
+    zeros on both sides: ``{path: text}`` (empty text: no hypothesis). Needs ``pip install pocketsphinx``."""
+    import numpy as np
+    import soundfile as sf
+    from pocketsphinx import Config, Decoder
+
+    rate = 16000
+    decoder = Decoder(Config(jsgf=str(grammar), loglevel="FATAL", samprate=rate))
+    zeros = np.zeros(int(pad * rate), dtype=np.int16)
+    out = {}
+    for path in paths:
+        data, sr = sf.read(path, dtype="int16", always_2d=True)
+        x = data.mean(axis=1).astype(np.int16) if data.shape[1] > 1 else data[:, 0]
+        if sr != rate:
+            from math import gcd
+
+            from scipy.signal import resample_poly
+
+            g = gcd(sr, rate)
+            x = np.clip(resample_poly(x.astype(np.float32), rate // g, sr // g), -32768, 32767).astype(np.int16)
+        decoder.start_utt()
+        decoder.process_raw(np.concatenate([zeros, x, zeros]).tobytes(), no_search=False, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        out[str(path)] = hyp.hypstr.strip() if hyp is not None else ""
+    return out
+
+
+def pocketsphinx_worker(p: dict) -> dict:
+    """``pocketsphinx_decode`` of the files listed on stdin; writes ``{path: text}`` to ``p['out']``."""
+    paths = [line.strip() for line in sys.stdin if line.strip()]
+    start = time.perf_counter()
+    out = pocketsphinx_decode(paths, p["grammar"], p["pad"])
+    seconds = time.perf_counter() - start
+    Path(p["out"]).write_text(json.dumps(out))
+    return {"clips": len(out), "seconds": seconds}
+
+
+def transcribe_worker(p: dict) -> dict:
+    """``speech.cli.main(argv)`` (the ``speech`` console script's entry point) in this process, timed: the
+    process wall time minus this is the interpreter start and imports."""
+    import speech.recognizer  # noqa: F401  (imports are start-up, not recognition: load them before timing)
+    import speech.transcribe  # noqa: F401
+    from speech.cli import main
+
+    start = time.perf_counter()
+    rc = main(p["argv"])
+    seconds = time.perf_counter() - start
+    if rc != 0:
+        raise SystemExit(rc)
+    return {"seconds": seconds}
+
+
+def _read_tsv(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2:
+            out[fields[0]] = fields[1]
+    return out
+
+
+def _accuracy(truth: dict[str, str], answers: dict[str, str]) -> dict:
+    correct = sum(to_12_classes(answers.get(p, "")) == label for p, label in truth.items())
+    return {"accuracy": correct / max(len(truth), 1), "correct": correct, "count": len(truth),
+            "missing": sum(p not in answers for p in truth)}
+
+
+def benchmark_transcribe(
+    model: str = "commands",
+    clips: int = 300,
+    repeats: int = 3,
+    threads: int = 1,
+    batch_size: int = 32,
+    jobs: int | None = None,
+    pad: float = 0.5,
+    data_dir: str | None = None,
+    work_dir: str | None = None,
+    random_model: bool = False,
+    manifest: str | None = None,
+) -> dict:
+    """``speech transcribe`` (``speech.cli.main``, the console script's entry point, in a process of its own
+    per run) against PocketSphinx (a process per run, decoding each clip with a JSGF grammar of the 35
+    words) on the same 1 s clips: throughput steady (inside the process: model or decoder load, reading
+    and recognizing every clip) and end to end (process start to exit), times real time, the process's
+    peak RSS, and accuracy on the 12-class task. ``random_model``: a random-weight model of the default shape instead
+    of ``model`` (timings hold, accuracy does not)."""
+    import soundfile as sf
+
+    set_threads(threads)
+    info = machine_info()
+    if manifest:  # e.g. only the speakers a model was not trained on
+        from speech.data.manifest import read_manifest
+
+        files = [(r.audio_filepath, to_12_classes(r.label) if r.label != SILENCE else SILENCE) for r in read_manifest(manifest)]
+    else:
+        files = speech_commands_files(data_dir, clips)
+    truth = dict(files)
+    audio_s = sum(sf.info(p).duration for p, _ in files)
+    own_tmp = tempfile.TemporaryDirectory(prefix="speech-bench-transcribe-", dir=work_dir)
+    tmp = Path(own_tmp.name)
+    try:
+        if random_model:
+            model_path = str(make_random_model(tmp / "random-model.pt"))
+            model_name = "random weights, ModelConfig() + FeatureConfig() defaults, 12 labels"
+        else:
+            from speech.checkpoint import ModelFileError, resolve_model_path
+
+            try:
+                model_path = str(resolve_model_path(model))
+            except ModelFileError as err:
+                raise SystemExit(f"{err}\n(use --random-model to time a random-weight model of the default shape)")
+            model_name = model
+        all_list = tmp / "all.txt"
+        all_list.write_text("\n".join(p for p, _ in files) + "\n")
+        grammar = write_grammar(tmp / "commands.gram")
+        env = thread_env(threads)
+        argv = ["transcribe", "-", "--model", model_path, "--format", "tsv", "--output", str(tmp / "ours.tsv"),
+                "--batch-size", str(batch_size), "--device", "cpu"] + (["--jobs", str(jobs)] if jobs else [])
+        outputs = {"ours": tmp / "ours.tsv", "sphinx": tmp / "sphinx.json"}
+        commands = {
+            "ours": worker_command("transcribe-worker", {"argv": argv}),
+            "sphinx": worker_command("pocketsphinx-worker", {"grammar": str(grammar), "pad": pad, "out": str(outputs["sphinx"])}),
+        }
+        runs: dict[str, list[dict]] = {"ours": [], "sphinx": []}
+
+        def task(name: str):
+            def run():
+                r = run_measured(commands[name], env=env, stdin_path=str(all_list))
+                lines = [l for l in r["stdout"].splitlines() if l.startswith(RESULT_PREFIX)]
+                if r["rc"] != 0 or not lines:
+                    raise RuntimeError(f"{name} run failed (exit {r['rc']}): {r['stderr'][-2000:]}")
+                r.update(json.loads(lines[-1][len(RESULT_PREFIX):]))
+                runs[name].append(r)
+            return run
+
+        interleaved({"ours": task("ours"), "sphinx": task("sphinx")}, repeats)
+        answers_ours = _read_tsv(outputs["ours"])
+        answers_sphinx = json.loads(outputs["sphinx"].read_text())
+    finally:
+        own_tmp.cleanup()
+
+    n = len(files)
+    rows = {}
+    for name, label in (("ours", f"speech transcribe ({model_name})"),
+                        ("sphinx", "PocketSphinx 5 en-us, JSGF grammar of the 35 words")):
+        steady = [r["seconds"] for r in runs[name]]
+        whole = [r["wall_s"] for r in runs[name]]
+        rows[name] = {
+            "name": label,
+            "clips_per_second_steady": n / median(steady),
+            "times_real_time_steady": audio_s / median(steady),
+            "clips_per_second_end_to_end": n / median(whole),
+            "startup_s": median(w - s for w, s in zip(whole, steady)),
+            "wall_s": median(whole),
+            "peak_rss_mb": max(r["vmhwm_mb"] or 0 for r in runs[name]),
+            **_accuracy(truth, answers_ours if name == "ours" else answers_sphinx),
+            "_steady": steady, "_whole": whole,
+        }
+    ratio_steady = paired_ratio(rows["sphinx"].pop("_steady"), rows["ours"].pop("_steady"))
+    ratio_e2e = paired_ratio(rows["sphinx"].pop("_whole"), rows["ours"].pop("_whole"))
+    return {
+        "benchmark": "transcribe", "machine": info, "load_after": load_now(),
+        "params": {"clips": n, "audio_s": audio_s, "repeats": repeats, "threads": threads, "batch_size": batch_size,
+                   "jobs": jobs, "pad_s": pad, "model": model_name, "random_model": random_model,
+                   "data": f"{SPEECH_COMMANDS_TEST} (12 classes, 1 s, 16 kHz)"},
+        "rows": rows, "ratio_steady": ratio_steady, "ratio_end_to_end": ratio_e2e, "provisional": random_model,
+    }
+
+
+def format_transcribe(result: dict) -> str:
+    p = result["params"]
+    rows = [[r["name"], r["clips_per_second_steady"], r["times_real_time_steady"], r["clips_per_second_end_to_end"],
+             r["startup_s"], r["peak_rss_mb"], f"{100 * r['accuracy']:.1f} % ({r['correct']}/{r['count']})"]
+            for r in result["rows"].values()]
+    out = [f"### transcribe: speech transcribe vs PocketSphinx on {p['clips']} clips", "",
+           f"Machine: {machine_line(result['machine'], result.get('load_after'))}.",
+           f"Data: {p['clips']} clips ({p['audio_s']:.0f} s of audio) of {p['data']}, spread over the classes. "
+           f"Each tool runs as its own process: {p['repeats']} alternating repeats, medians. torch/BLAS threads "
+           f"{p['threads']}; speech transcribe --batch-size {p['batch_size']}"
+           f"{' --jobs ' + str(p['jobs']) if p['jobs'] else ' (default --jobs)'}; PocketSphinx with "
+           f"{p['pad_s']:g} s of zeros on both sides of each clip.", "",
+           markdown_table(["recognizer", "clips/s (steady)", "x real time (steady)", "clips/s (end to end)",
+                           "interpreter start + imports s", "peak RSS MB", "accuracy, 12 classes"], rows), "",
+           f"Ours / PocketSphinx: **{result['ratio_steady']:.1f}x** steady (inside the process: model load, reading and "
+           f"recognizing every clip), **{result['ratio_end_to_end']:.1f}x** end to end (process start to exit)."]
+    if result.get("provisional"):
+        out += ["", "**Provisional:** our model here has random weights (the bundled `commands` model did not exist "
+                "yet): the speed and memory hold for a trained model of the same shape, our accuracy does not."]
+    return "\n".join(out)
+
+
+def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "speech transcribe against PocketSphinx: speed, peak memory and 12-class accuracy."
+    parser.add_argument("--model", "-m", default="commands", help="our model: bundled name or path (default: commands)")
+    parser.add_argument("--random-model", action="store_true",
+                        help="time a random-weight model of the default shape instead of --model (accuracy is then meaningless)")
+    parser.add_argument("--clips", type=int, default=300, help="clips of the v2 test part, spread over the classes; 0: all 1451 (default: 300)")
+    parser.add_argument("--manifest", help="score these clips instead (12-class labels), e.g. the speakers the model was not trained on")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each tool, alternating (default: 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of each process (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=32, help="speech transcribe --batch-size (default: 32)")
+    parser.add_argument("--jobs", type=int, default=None, help="speech transcribe --jobs (default: its own default)")
+    parser.add_argument("--pad", type=float, default=0.5, help="seconds of zeros around each clip for PocketSphinx (default: 0.5)")
+    parser.add_argument("--data-dir", help="shared data folder (default: $SPEECH_DATA_DIR or ../shared/data)")
+    parser.add_argument("--work-dir", help="where temporary files go (default: $TMPDIR)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result dict as JSON")
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    result = benchmark_transcribe(args.model, args.clips, args.repeats, args.threads, args.batch_size, args.jobs,
+                                  args.pad, args.data_dir, args.work_dir, args.random_model, args.manifest)
+    result["command"] = command_line("python tools/bench_transcribe.py", args, skip=("json", "work_dir"))
+    return print_report(result, format_transcribe, args.json)
+

@@ -1,0 +1,35 @@
+"""Streaming recognition: the layer between a source of audio blocks and the :class:`~speech.recognizer.Recognizer`.
+
+One path for the microphone, ``--input-file`` and the streaming benchmark::
+
+    audio callback / file feeder --(BlockQueue: never blocks the callback)--> run_stream():
+        StreamPipeline: downmix -> StreamResampler (source rate -> model rate) -> RingBuffer
+            classifier: CommandSpotter  = sliding window (model's window, hop) + RecognizeCommands smoothing
+            CTC:        UtteranceTranscriber = EnergyVAD gate -> one decode per utterance (grammar, beam)
+        -> Detection(time, label or text, score, audio)
+
+Inside: ``buffers`` (ring buffer, block resampler, levels), ``detection`` (posterior smoothing, the
+command spotter, :class:`Detection`), ``utterances`` (energy VAD, the utterance transcriber), ``pipeline``
+(the pipeline, the block queue, the file feeder, :func:`run_stream`) and ``stateful``
+(:class:`StreamingModel`: a unidirectional model run chunk by chunk with carried GRU states; its outputs
+equal whole-clip outputs). The names below are the package's face. The streaming benchmark
+(``speech bench streaming``) is in :mod:`speech.bench.streaming`.
+"""
+from speech.streaming.buffers import RingBuffer, StreamResampler, level_db
+from speech.streaming.detection import (
+    NEVER_FIRE, SILENCE, UNKNOWN, CommandSpotter, ComputeMeter, Detection, RecognizeCommands, SmoothingConfig,
+)
+from speech.streaming.pipeline import (
+    END, BlockQueue, FileInput, StreamError, StreamPipeline, StreamSummary, make_stage, run_stream,
+)
+from speech.streaming.stateful import StreamingModel
+from speech.streaming.utterances import EnergyVAD, UtteranceTranscriber, VADConfig
+
+__all__ = [
+    "RingBuffer", "StreamResampler", "level_db",
+    "SILENCE", "UNKNOWN", "NEVER_FIRE", "Detection", "ComputeMeter", "SmoothingConfig", "RecognizeCommands",
+    "CommandSpotter",
+    "VADConfig", "EnergyVAD", "UtteranceTranscriber",
+    "StreamPipeline", "make_stage", "StreamError", "END", "BlockQueue", "FileInput", "StreamSummary", "run_stream",
+    "StreamingModel",
+]
