@@ -16,7 +16,7 @@ step "build"
   || "${PYTHON:-python3}" -m pip wheel -q --no-deps -w "$WORK/dist" "$REPO"
 "${PYTHON:-python3}" -m venv "$WORK/venv"
 WHEEL=$(ls "$WORK"/dist/speech-*.whl)
-"$WORK/venv/bin/pip" install -q "$WHEEL[export]"
+"$WORK/venv/bin/pip" install -q "$WHEEL[export]" > "$WORK/pip.log" 2>&1 || { grep -v "^WARNING: Location" "$WORK/pip.log" | tail -20; exit 1; }
 S="$WORK/venv/bin/speech"
 PY="$WORK/venv/bin/python"
 cp "$REPO/examples/yes.wav" "$REPO/examples/grammar.txt" "$REPO/examples/lights_on.wav" "$WORK/"

@@ -81,7 +81,8 @@ def load(model: str | os.PathLike = "commands", *, engine: str = "auto", device:
 
 class Model:
     """A loaded model (see :func:`load`). ``labels``, ``is_ctc``, ``sample_rate``, ``engine`` (what runs it:
-    ``torch``, ``onnx`` or ``torchscript``) and ``info`` (the recipe's metrics and settings) describe it;
+    ``torch``, ``onnx`` or ``torchscript``), ``info`` (the recipe's metrics and settings) and
+    ``operating_point`` (the threshold it ships with and what it was measured on, or ``{}``) describe it;
     ``recognizer`` is the :class:`~speech.recognizer.Recognizer` underneath."""
 
     def __init__(self, recognizer: "Recognizer"):
@@ -92,13 +93,14 @@ class Model:
     sample_rate = property(lambda self: self.recognizer.sample_rate)
     engine = property(lambda self: self.recognizer.engine)
     info = property(lambda self: self.recognizer.info)
+    operating_point = property(lambda self: self.recognizer.operating_point)
 
     def __repr__(self) -> str:
         head = "ctc" if self.is_ctc else f"{len(self.labels)} labels"
         return f"<speech.Model {self.info.get('recipe', '')!s} ({head}, {self.sample_rate} Hz, engine {self.engine})>"
 
     # -- options ------------------------------------------------------------------------------------
-    def decode_options(self, *, top_k: int = 1, threshold: float = 0.0, grammar: str | os.PathLike | Sequence[str] | None = None,
+    def decode_options(self, *, top_k: int = 1, threshold: float | None = None, grammar: str | os.PathLike | Sequence[str] | None = None,
                        beam: int = 1, on_warning: Callable[[str], None] | None = None) -> "DecodeOptions":
         """Checked :class:`~speech.recognizer.DecodeOptions`. ``grammar``: a grammar file (one phrase a
         line, ``#`` comments) or a list of phrases (CTC models); phrases this model cannot spell are
@@ -110,7 +112,7 @@ class Model:
             raise ValueError("top-k must be 1 or more")
         if beam < 1:
             raise ValueError("the beam width must be 1 or more")
-        if not 0.0 <= threshold <= 1.0:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be between 0 and 1")
         if beam > 1 and not self.is_ctc:
             raise ValueError("beam search needs a CTC model (this model is a classifier)")
@@ -140,12 +142,12 @@ class Model:
 
     # -- clips ----------------------------------------------------------------------------------------
     def transcribe(self, audio: AudioInput | Sequence[AudioInput], sample_rate: int | None = None, *,
-                   top_k: int = 1, threshold: float = 0.0, grammar=None, beam: int = 1,
+                   top_k: int = 1, threshold: float | None = None, grammar=None, beam: int = 1,
                    options: "DecodeOptions | None" = None) -> "Result | list[Result]":
         """Recognize one clip or a list of clips: paths (any rate, channels averaged) or 1-D float arrays
         (numpy or torch, in [-1, 1]) at ``sample_rate`` (default: the model's). One input gives one
         :class:`~speech.recognizer.Result` (``.text``, ``.score``, ``.alternatives``), a list gives a list.
-        A file that cannot be read raises :class:`~speech.audio.AudioError` naming it. Long clips: CTC
+        ``threshold`` None: the model's operating point (else 0). A file that cannot be read raises :class:`~speech.audio.AudioError` naming it. Long clips: CTC
         models decode chunk by chunk, classifiers answer with their best window (:meth:`segments` lists
         them all)."""
         single = _is_single(audio)
@@ -155,7 +157,7 @@ class Model:
         return results[0] if single else results
 
     def segments(self, audio: AudioInput, sample_rate: int | None = None, *, hop_seconds: float = 0.25,
-                 top_k: int = 1, threshold: float = 0.0) -> "list[Result]":
+                 top_k: int = 1, threshold: float | None = None) -> "list[Result]":
         """Classifiers: every command found in a long clip, each a :class:`~speech.recognizer.Result` with
         ``.start`` / ``.end`` in seconds (a window of the model's length every ``hop_seconds``)."""
         if self.is_ctc:
@@ -181,7 +183,7 @@ class Model:
         return resample(wave, rate, self.sample_rate) if rate != self.sample_rate else wave
 
     # -- streams --------------------------------------------------------------------------------------
-    def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float = 0.5,
+    def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float | None = None,
                average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
                streaming: bool = False, on_warning: Callable[[str], None] | None = None) -> "Stream":
@@ -190,9 +192,12 @@ class Model:
         smoothing (``threshold``, ``average_window_ms``, ``suppression_ms``, ``minimum_count``); CTC
         models: an energy gate (``vad_start_db``, ``vad_hangover_ms``) and one decode per utterance
         (``grammar``, ``beam``; ``streaming=True`` runs a unidirectional model as the audio arrives).
+        ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
         from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, make_stage
 
+        if threshold is None:
+            threshold = float(self.operating_point.get("threshold", 0.5)) or 0.5
         if not 0 < threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if hop_seconds <= 0 or average_window_ms <= 0 or suppression_ms < 0 or minimum_count < 1:

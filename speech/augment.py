@@ -7,7 +7,9 @@ Everything works on a padded batch ``(batch, samples)`` + ``lengths`` at once, o
 """
 from __future__ import annotations
 
+import os
 import random
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -60,7 +62,11 @@ def load_noise_bank(noise_dir: str | None, sample_rate: int) -> torch.Tensor | N
         return None
     from speech.audio import find_audio_files, load_audio
 
-    files = [f for folder in noise_dir.split(",") if folder.strip() for f in find_audio_files(folder.strip())]
+    folders = [folder.strip() for folder in noise_dir.split(",") if folder.strip()]
+    for folder in folders:
+        if not os.path.isdir(folder) and len(folders) > 1:
+            print(f"note: augment.noise_dir: {folder}: no such folder; using the others", file=sys.stderr)
+    files = [f for folder in folders if os.path.isdir(folder) or len(folders) == 1 for f in find_audio_files(folder)]
     if not files:
         raise ValueError(f"{noise_dir}: no noise recordings found (augment.noise_dir)")
     clips = [load_audio(f, sample_rate) for f in files]

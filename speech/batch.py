@@ -187,3 +187,58 @@ def recognize_items(
 
 def default_jobs() -> int:
     return min(4, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------- worker processes
+_WORKER: dict = {}  # in a worker process: its Recognizer and the arguments of recognize_items
+
+
+def _start_worker(model: str, engine: str, batch_size: int, max_window: float | None, kwargs: dict) -> None:
+    import torch
+
+    from speech.api import load
+
+    torch.set_num_threads(1)  # one process per core: no thread of one process competes with another's
+    recognizer = load(model, engine=engine, device="cpu", threads=1, batch_size=batch_size).recognizer
+    if max_window is not None:
+        recognizer.max_window_seconds = max_window
+    _WORKER.update(recognizer=recognizer, kwargs=kwargs)
+
+
+def _work(items: list[Item], options) -> list[Record]:
+    return list(recognize_items(_WORKER["recognizer"], items, options, jobs=1, group_size=len(items) or 1,
+                                **_WORKER["kwargs"]))
+
+
+def recognize_items_in_processes(
+    model: str, items: list[Item], options, *, workers: int, engine: str = "torch", batch_size: int = 32,
+    max_window: float | None = None, group_size: int = GROUP_SIZE, **kwargs,
+) -> Iterator[Record]:
+    """:func:`recognize_items` spread over ``workers`` processes (each loads ``model`` once and runs one
+    thread): groups of ``group_size`` items go to whichever process is free, and the records come back in
+    input order. ``kwargs``: ``segments``, ``hop_seconds``, ``max_duration``. The answers are those of one
+    process (the same model, the same batching of each group)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                               initargs=(model, engine, batch_size, max_window, kwargs))
+    pending: list[Future] = []
+    try:
+        ahead = iter(groups)
+        for group in ahead:  # keep every process busy, two groups each at most
+            pending.append(pool.submit(_work, group, options))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done = pending.pop(0).result()
+            following = next(ahead, None)
+            if following is not None:
+                pending.append(pool.submit(_work, following, options))
+            yield from done
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -34,6 +34,7 @@ class DataConfig:
     root: str = "data"
     fold: Optional[str] = None
     prepare: Optional[str] = None
+    commands: List[str] = field(default_factory=list)
     train_manifest: str = "train.jsonl"
     valid_manifest: str = "valid.jsonl"
     test_manifest: str = "test.jsonl"
@@ -71,7 +72,10 @@ class TrainerConfig:
     ``resume=true`` continues from ``checkpoints/last.pt`` in the run directory. ``init_from``: a model
     file whose weights of matching name and shape initialize the new model (e.g. a CTC model's encoder from
     a classifier). ``average_last``: the final model is the mean of the weights at the end of the last N
-    epochs (checkpoint averaging) instead of the best epoch's; 0 keeps the best epoch."""
+    epochs (checkpoint averaging) instead of the best epoch's; 0 keeps the best epoch.
+    ``operating_point_far``: classifiers with ``_unknown_``/``_silence_``: save the threshold whose
+    false-accept rate on the validation set's non-command clips is at most this (``speech.calibrate``);
+    0: none (the verbs then default to no threshold)."""
 
     max_epochs: int = 20
     max_steps: int = 0
@@ -87,6 +91,7 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = True
     evaluate_test: bool = True
+    operating_point_far: float = 0.0
 
 
 @dataclass

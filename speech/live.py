@@ -244,7 +244,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cls = parser.add_argument_group("classifiers: sliding window and smoothing")
     cls.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default: 100)")
     cls.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
-    cls.add_argument("--threshold", type=float, default=0.5, help="averaged score a command needs (default: 0.5)")
+    cls.add_argument("--threshold", type=float, default=None,
+                     help="averaged score a command needs (default: the model's saved operating point, else 0.5)")
     cls.add_argument("--suppression-ms", type=float, default=1000.0, help="quiet time after a detection (default: 1000)")
     cls.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     ctc = parser.add_argument_group("CTC models: voice-activity gate and decoding")
@@ -265,7 +266,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--block-ms must be between 1 and 1000")
     if args.hop_ms <= 0 or args.average_window_ms <= 0 or args.suppression_ms < 0 or args.minimum_count < 1:
         raise UsageError("--hop-ms and --average-window-ms must be positive, --suppression-ms >= 0, --minimum-count >= 1")
-    if not 0 < args.threshold <= 1:
+    if args.threshold is not None and not 0 < args.threshold <= 1:
         raise UsageError("--threshold must be in (0, 1]")
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be positive")

@@ -39,7 +39,7 @@ class Result:
 @dataclass
 class DecodeOptions:
     top_k: int = 3
-    threshold: float = 0.0  # classification: below this probability the answer is _unknown_
+    threshold: float | None = None  # below this score the answer is _unknown_; None: the model's operating point (else 0)
     beam: int = 1  # CTC: 1 = greedy
     grammar: list[str] | None = None  # CTC: allowed phrases
 
@@ -65,6 +65,7 @@ class Recognizer:
         ``.onnx`` and ``.ts`` files always run in onnxruntime / TorchScript. ``self.engine`` says which ran:
         ``torch``, ``onnx`` or ``torchscript``."""
         device = resolve_device(device)
+        self.device = torch.device(device)
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be torch or onnx, not {engine!r}")
         if engine == "onnx" and device != "cpu":
@@ -118,12 +119,25 @@ class Recognizer:
         return outputs  # type: ignore[return-value]
 
     # -- decoding -----------------------------------------------------------------------------------
+    @property
+    def operating_point(self) -> dict:
+        """The operating point saved with a classifier (``speech.calibrate``: ``threshold`` and what it was
+        measured on), or ``{}``."""
+        point = self.info.get("operating_point") if not self.is_ctc else None
+        return dict(point) if isinstance(point, dict) and "threshold" in point else {}
+
+    def threshold(self, options: DecodeOptions) -> float:
+        """The classification threshold in force: the option, else the model's operating point, else 0."""
+        if options.threshold is not None:
+            return options.threshold
+        return float(self.operating_point.get("threshold", 0.0))
+
     def decode(self, output: torch.Tensor, options: DecodeOptions) -> Result:
         if not self.is_ctc:
             best = top_k(output[None], max(options.top_k, 1))[0]
             alternatives = [(self.labels[i], p) for i, p in best]
             text, score = alternatives[0]
-            if score < options.threshold:
+            if score < self.threshold(options):
                 text = UNKNOWN
             return Result(text, score, alternatives)
         if options.grammar:
@@ -162,7 +176,7 @@ class Recognizer:
         order = torch.argsort(posterior, descending=True)[: max(options.top_k, 1)]
         alternatives = [(phrases[i], float(posterior[i])) for i in order.tolist()]
         text, score = alternatives[0]
-        if score < options.threshold:
+        if score < (options.threshold or 0.0):
             text = UNKNOWN
         return Result(text, score, alternatives)
 

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
@@ -119,6 +121,21 @@ def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
     return {"accuracy": metrics["accuracy"], "count": metrics["count"]}
 
 
+def calibrate(model: SpeechModel, valid_loader, device, labels: list[str], cfg: TrainConfig) -> dict:
+    """The operating point (``speech.calibrate``) on the validation set, for ``trainer.operating_point_far``."""
+    from speech.calibrate import choose_operating_point, probabilities_of
+
+    if model.is_ctc or valid_loader is None:
+        raise SystemExit("speech train: trainer.operating_point_far needs a classifier and a validation set")
+    probabilities, targets = probabilities_of(model, valid_loader, device)
+    point = choose_operating_point(probabilities, targets, labels, cfg.trainer.operating_point_far,
+                                   f"validation split of {cfg.data.root} ({len(targets)} clips)")
+    print(f"operating point: threshold {point['threshold']:.2f}: false accepts {100 * point['false_accept_rate']:.2f} % "
+          f"of {point['non_commands']} non-command clips, hits {100 * point['hit_rate']:.1f} % of {point['commands']} "
+          "commands (validation set)", file=sys.stderr)
+    return point
+
+
 def main_metric(model: SpeechModel) -> str:
     return "sequence_accuracy" if model.is_ctc else "accuracy"
 
@@ -143,27 +160,6 @@ def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
     model.load_state_dict(matched, strict=False)
     if verbose:
         print(f"initialized {len(matched)}/{len(own)} tensors from {path}", file=sys.stderr)
-
-
-class Progress:
-    """A one-line progress display on stderr: epoch, step, loss, utterances per second."""
-
-    def __init__(self, enabled: bool, total: int, epoch: int):
-        self.enabled, self.total, self.epoch = enabled and sys.stderr.isatty() or enabled == "always", total, epoch
-        self.start, self.last = time.time(), 0.0
-
-    def due(self, step: int) -> bool:
-        """Whether to draw now (at most twice a second, and at the last step)."""
-        return self.enabled and (time.time() - self.last >= 0.5 or step >= self.total)
-
-    def update(self, step: int, loss: float, utts: int) -> None:
-        now = self.last = time.time()
-        rate = utts / max(now - self.start, 1e-6)
-        print(f"\repoch {self.epoch} [{step}/{self.total}] loss {loss:.4f} {rate:.0f} utt/s", end="", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr)
 
 
 def rng_state() -> dict:
@@ -273,7 +269,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         net.train()
-        progress = Progress(cfg.trainer.progress and is_main, steps_per_epoch, epoch)
+        progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False, dynamic_ncols=True,
+                        disable=None if cfg.trainer.progress and is_main else True)  # None: on a terminal only
         t0, utts, batches = time.time(), 0, 0
         loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync per step
         for i, batch in enumerate(train_loader):
@@ -288,8 +285,9 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             loss_sum += loss.detach()
             batches += 1
             utts += len(batch["lengths"])
-            if progress.due(i + 1):
-                progress.update(i + 1, float(loss_sum) / batches, utts)
+            progress.update(1)
+            if not progress.disable and (i % 20 == 0 or i + 1 == steps_per_epoch):  # the loss read syncs a GPU
+                progress.set_postfix(loss=f"{float(loss_sum) / batches:.4f}", refresh=False)
             if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
                 break
         progress.close()
@@ -366,6 +364,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             results.update({f"test_{k}": v for k, v in validate(final, test_loader, device, labels).items()})
         info = {**info_base, **{k: v for k, v in results.items() if k != "labels"},
                 "config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
+        if cfg.trainer.operating_point_far > 0:
+            info["operating_point"] = results["operating_point"] = calibrate(final, valid_loader, device, labels, cfg)
         save_model(final.cpu(), run_dir / "model.pt", info)
         append_jsonl(run_dir / "metrics.jsonl", {"final": True, **{k: v for k, v in results.items()
                                                                   if k not in ("labels", "rank_weight_checksums")}})
@@ -479,6 +479,8 @@ def main_argv(argv: list[str]) -> int:
         return print_recipes()
     if not OmegaConf.has_resolver("speech_root"):
         OmegaConf.register_new_resolver("speech_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("speech_arg"):  # a list as one shell-quoted, comma-joined argument
+        OmegaConf.register_new_resolver("speech_arg", lambda items: shlex.quote(",".join(str(i) for i in items)))
     register_configs()
     if any(a in ("-h", "--help") for a in argv) and not any(a.startswith("recipe=") for a in argv):
         print(__doc__)

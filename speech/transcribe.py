@@ -35,9 +35,12 @@ from typing import Callable, TextIO
 
 from speech.audio import DEFAULT_MAX_DURATION
 from speech.options import add_engine_argument, add_threads_argument
-from speech.batch import GROUP_SIZE, Record, UsageError, default_jobs, expand_inputs, recognize_items
+from speech.batch import (
+    GROUP_SIZE, Record, UsageError, default_jobs, expand_inputs, recognize_items, recognize_items_in_processes,
+)
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PARALLEL_FROM = 1000  # files: from here on, one model process per core by default
 PROG = "speech transcribe"
 
 EPILOG = """\
@@ -168,8 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", "-f", choices=("tsv", "json", "csv"), default="tsv", help="output format (default: tsv)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the results to FILE (atomically) instead of stdout")
     parser.add_argument("--top-k", "-k", type=int, default=1, metavar="K", help="also print the K-1 next best answers (default: 1)")
-    parser.add_argument("--threshold", type=float, default=0.0, metavar="P",
-                        help="classifiers and --grammar: answer _unknown_ when the best score is below P (default: 0)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="P",
+                        help="classifiers and --grammar: answer _unknown_ when the best score is below P (default: "
+                             "a classifier's saved operating point, else 0)")
     parser.add_argument("--grammar", metavar="FILE", help="CTC models: only these phrases (one per line; '#' comments)")
     parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC models: prefix beam search width (default: 1 = greedy)")
     parser.add_argument("--segments", action="store_true",
@@ -181,6 +185,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
                         help=f"files longer than this fail (default: {DEFAULT_MAX_DURATION:g})")
     parser.add_argument("--batch-size", type=int, default=32, help="clips per model batch (default: 32)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes running the model, each on one core (default: one per core for 1,000 files "
+                             "or more, else 1)")
     parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
                         help=f"threads decoding audio files (default: {default_jobs()})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
@@ -223,7 +230,7 @@ def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str],
 
     try:
         return Model(recognizer).decode_options(
-            top_k=getattr(args, "top_k", 1), threshold=getattr(args, "threshold", 0.0),
+            top_k=getattr(args, "top_k", 1), threshold=getattr(args, "threshold", None),
             grammar=getattr(args, "grammar", None), beam=getattr(args, "beam", 1), on_warning=report or error)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -231,8 +238,8 @@ def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str],
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.batch_size < 1 or args.jobs < 1 or args.group_size < 1:
-            raise UsageError("--batch-size, --jobs must be 1 or more")
+        if args.batch_size < 1 or args.jobs < 1 or args.group_size < 1 or (args.workers is not None and args.workers < 1):
+            raise UsageError("--batch-size, --jobs and --workers must be 1 or more")
         if args.output and not Path(args.output).resolve().parent.is_dir():
             raise UsageError(f"--output {args.output}: the folder does not exist")
         if args.segment_hop <= 0 or (args.max_window is not None and args.max_window <= 0):
@@ -249,25 +256,43 @@ def run(args: argparse.Namespace) -> int:
         error(str(err))
         return EXIT_USAGE
 
+    from tqdm import tqdm
+
     done = 0
     try:
         with atomic_output(args.output) as stream:
             writer = Writer(stream, args.format, options.top_k, args.segments)
             writer.header()
-            records = recognize_items(
-                recognizer, items, options, segments=args.segments, hop_seconds=args.segment_hop,
-                jobs=args.jobs, group_size=args.group_size, max_duration=args.max_duration,
-            )
+            workers = args.workers or (os.cpu_count() or 1 if len(items) >= PARALLEL_FROM else 1)
+            if workers > 1 and recognizer.device.type == "cpu":
+                records = recognize_items_in_processes(
+                    args.model, items, options, workers=workers, engine="onnx" if recognizer.engine == "onnx" else "torch",
+                    batch_size=args.batch_size,
+                    max_window=args.max_window, group_size=args.group_size, segments=args.segments,
+                    hop_seconds=args.segment_hop, max_duration=args.max_duration)
+            else:
+                records = recognize_items(
+                    recognizer, items, options, segments=args.segments, hop_seconds=args.segment_hop,
+                    jobs=args.jobs, group_size=args.group_size, max_duration=args.max_duration,
+                )
+            # a bar on a terminal's stderr, unless the answers go to that terminal too
+            bar = tqdm(total=len(items), unit="file", leave=False, mininterval=0.5,
+                       disable=None if (args.output or not sys.stdout.isatty()) and len(items) > 1 else True)
             try:
                 for rec in records:
+                    bar.update(1)
                     if rec.error is not None:
                         failed += 1
-                        error(rec.error)
+                        if bar.disable:
+                            error(rec.error)
+                        else:
+                            bar.write(f"{PROG}: {rec.error}", file=sys.stderr)
                         continue
                     writer.write(rec)
                     stream.flush()  # stream the answers as they come
                     done += 1
             finally:
+                bar.close()
                 records.close()  # stops the decoding threads (Ctrl-C, broken pipe)
     except BrokenPipeError:  # `speech transcribe ... | head`: stop quietly
         _silence_stdout()

@@ -165,6 +165,11 @@ def test_directory_input_recursive_and_groups_keep_order(capsys, cls_model, work
     # small groups, small batches, 2 decoding threads: same lines, same order
     rc, out2, err = speech(capsys, "transcribe", "-m", cls_model, "--group-size", 3, "--batch-size", 2, "--jobs", 2, folder)
     assert rc == 0 and out2 == out
+    # two model processes (groups to whichever is free, records back in input order), a broken file among
+    # them reported and skipped: the same lines
+    (folder / "b" / "broken.wav").write_bytes(b"RIFF")
+    rc, out3, err = speech(capsys, "transcribe", "-m", cls_model, "--workers", 2, "--group-size", 3, folder)
+    assert rc == 1 and out3 == out and "broken.wav" in err
 
 
 def test_json_top_k(capsys, cls_model, clips):

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from tqdm import tqdm
 
 from speech.audio import AudioError, load_audio
 from speech.data.manifest import Utterance
@@ -57,8 +58,11 @@ class DecodedAudioCache:
         # concatenation peaked at 3x the int16 size (9 GiB for Speech Commands; tools/bench_train.py)
         tmp = paths[0].with_suffix(f".tmp{os.getpid()}") if paths is not None else None
         out = open(tmp, "wb") if tmp is not None else None
+        bar = tqdm(total=len(utterances), desc="decoding audio", unit="clip", leave=False, mininterval=1.0,
+                   disable=None if verbose and len(utterances) >= 2000 else True)  # None: on a terminal only
         try:
             for i, utt in enumerate(utterances):
+                bar.update(1)
                 try:
                     wave = load_audio(utt.audio_filepath, sample_rate, offset=utt.offset,
                                       duration=utt.duration if utt.offset else None)
@@ -73,15 +77,12 @@ class DecodedAudioCache:
                 self.kept.append(i)
                 total += len(chunk)
                 offsets.append(total)
-                if verbose and (i + 1) % 2000 == 0:
-                    print(f"\rdecoding audio: {i + 1}/{len(utterances)}", end="", file=sys.stderr)
         except BaseException:
             if out is not None:
                 out.close()
                 tmp.unlink(missing_ok=True)
             raise
-        if verbose and len(utterances) >= 2000:
-            print(file=sys.stderr)
+        bar.close()
         self.offsets = np.asarray(offsets, dtype=np.int64)
         if paths is not None:
             out.close()

@@ -1,10 +1,11 @@
 """``speech prepare``: write ``train.jsonl``, ``valid.jsonl`` and ``test.jsonl`` for a data set.
 
-Three sources, one sub-command each::
+Four sources, one sub-command each::
 
     speech prepare fsdd            [--root DIR] --out DIR [--split speaker|loso|upstream] ...
     speech prepare speech-commands [--root DIR] --out DIR [--version 1|2] [--task 12|35] ...
     speech prepare folder          --root DIR --out DIR [--speaker-pattern REGEX] ...
+    speech prepare commands        --commands "lights on,lights off" --out DIR [--variants 40] ...
 
 Every sub-command writes all three splits into ``--out`` (a split the layout has no data for is
 written empty), one row per clip with ``audio_filepath`` (absolute), ``duration`` (from the file
@@ -40,6 +41,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "fsdd": ("speech.data.fsdd", "Free Spoken Digit Dataset (digits 0-9, 8 kHz)"),
     "speech-commands": ("speech.data.speech_commands", "Google Speech Commands v1/v2, 12- or 35-class task"),
     "folder": ("speech.data.folder", "your own data: one folder of audio files per label"),
+    "commands": ("speech.data.custom", "your own commands, no recordings: synthesized commands, unknown speech, noise"),
 }
 
 
@@ -229,14 +231,13 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, si
 
 
 def _copy_with_progress(source, target, total: int, chunk: int = 1 << 20) -> None:
-    """Copy a stream, printing ``NN %`` on stderr every 10 % when the total size is known."""
-    done, next_report = 0, 10
-    for block in iter(lambda: source.read(chunk), b""):
-        target.write(block)
-        done += len(block)
-        if total and done * 100 >= next_report * total:
-            print(f"  {done * 100 // total} % of {total / 1e6:.0f} MB", file=sys.stderr)
-            next_report = done * 100 // total + 10
+    """Copy a stream, with a progress bar on stderr when it is a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total or None, unit="B", unit_scale=True, desc="download", leave=False, disable=None) as bar:
+        for block in iter(lambda: source.read(chunk), b""):
+            target.write(block)
+            bar.update(len(block))
 
 
 def verify_download(path: Path, *, sha256: str | None, size: int | None, url: str) -> None:

@@ -127,43 +127,74 @@ class BlockQueue:
 class FileInput:
     """Feeds audio ``(samples,)`` or ``(samples, channels)`` at ``sample_rate`` into a :class:`BlockQueue`
     block by block from a thread, as a microphone would: at real-time pace through the non-blocking
-    callback, or (``realtime=False``) as fast as the recognizer takes the blocks."""
+    callback, or (``realtime=False``) as fast as the recognizer takes the blocks.
 
-    def __init__(self, audio: np.ndarray, sample_rate: int, block_frames: int, realtime: bool = True):
-        self.audio = audio if audio.ndim == 2 else audio[:, None]
+    :meth:`from_file` reads the file block by block as it goes (never the whole file), so memory does not
+    grow with the length of the recording."""
+
+    def __init__(self, audio: np.ndarray | None, sample_rate: int, block_frames: int, realtime: bool = True,
+                 path: str | None = None):
+        self.audio = None if audio is None else (audio if audio.ndim == 2 else audio[:, None])
+        self.path = path
         self.sample_rate, self.block_frames, self.realtime = sample_rate, int(block_frames), realtime
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
 
     @classmethod
     def from_file(cls, path: str, block_ms: float, realtime: bool = True) -> "FileInput":
-        """Read any audio file at its own rate, channels averaged (raises ``AudioError`` naming the file)."""
-        from speech.audio import load_audio_native
+        """Any audio file at its own rate, channels averaged, read as it is fed (raises ``AudioError``
+        naming the file when its header cannot be read or it holds no samples)."""
+        from speech.audio import AudioError, audio_info
 
-        data, rate = load_audio_native(path, max_duration=None)
-        return cls(data, rate, max(1, int(rate * block_ms / 1000)), realtime)
+        rate, frames, _ = audio_info(path)
+        if frames <= 0:
+            raise AudioError(path, "no audio samples (zero-length signal)")
+        return cls(None, rate, max(1, int(rate * block_ms / 1000)), realtime, path=str(path))
 
     @property
     def channels(self) -> int:
-        return self.audio.shape[1]
+        return 1 if self.audio is None else self.audio.shape[1]
 
     def start(self, blocks: BlockQueue) -> None:
         self.thread = threading.Thread(target=self._feed, args=(blocks,), name="speech-file-input", daemon=True)
         self.thread.start()
 
+    def _blocks(self):
+        """``(frames, channels)`` float32 blocks: slices of the array, or reads of the file."""
+        if self.audio is not None:
+            for a in range(0, len(self.audio), self.block_frames):
+                yield self.audio[a : a + self.block_frames]
+            return
+        import soundfile as sf
+
+        from speech.audio import AudioError, _soundfile_cause, check_samples
+
+        try:
+            for block in sf.blocks(self.path, blocksize=self.block_frames, dtype="float32", always_2d=True):
+                mono = to_mono(block)
+                check_samples(mono, self.path)
+                yield np.clip(mono, -1.0, 1.0)[:, None]
+        except AudioError:
+            raise
+        except Exception as err:  # soundfile's multi-line errors: one line naming the file
+            raise AudioError(self.path, _soundfile_cause(err)) from None
+
     def _feed(self, blocks: BlockQueue) -> None:
         t0 = time.monotonic()
-        for i, a in enumerate(range(0, len(self.audio), self.block_frames)):
-            if self.stop_event.is_set():
-                break
-            block = self.audio[a : a + self.block_frames]
-            if self.realtime:
-                delay = t0 + i * self.block_frames / self.sample_rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                blocks.callback(block, len(block), None, None)
-            elif not blocks.put(np.array(block, dtype=np.float32), self.stop_event):
-                return
+        try:
+            for i, block in enumerate(self._blocks()):
+                if self.stop_event.is_set():
+                    break
+                if self.realtime:
+                    delay = t0 + i * self.block_frames / self.sample_rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    blocks.callback(block, len(block), None, None)
+                elif not blocks.put(np.array(block, dtype=np.float32), self.stop_event):
+                    return
+        except Exception as err:  # AudioError: a truncated or damaged file, found while reading it
+            blocks.close(str(err))
+            return
         blocks.put(END, self.stop_event)
 
     def stop(self) -> None:
