@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from speech.recognizer import DecodeOptions, Recognizer, Result
     from speech.streaming import Detection
 
+DEFAULT_GATE_DB = 10.0  # = speech.streaming.DEFAULT_GATE_DB (not imported here: it would load torch)
 AudioInput = Union[str, os.PathLike, "np.ndarray", "torch.Tensor"]
 ENGINES = ("auto", "torch", "onnx")
 
@@ -147,7 +148,8 @@ class Model:
         """Recognize one clip or a list of clips: paths (any rate, channels averaged) or 1-D float arrays
         (numpy or torch, in [-1, 1]) at ``sample_rate`` (default: the model's). One input gives one
         :class:`~speech.recognizer.Result` (``.text``, ``.score``, ``.alternatives``), a list gives a list.
-        ``threshold`` None: the model's operating point (else 0). A file that cannot be read raises :class:`~speech.audio.AudioError` naming it. Long clips: CTC
+        ``threshold`` None: the model's operating point (else 0). A file that cannot be read raises
+        :class:`~speech.audio.AudioError` naming it. Long clips: CTC
         models decode chunk by chunk, classifiers answer with their best window (:meth:`segments` lists
         them all)."""
         single = _is_single(audio)
@@ -186,13 +188,15 @@ class Model:
     def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float | None = None,
                average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
-               streaming: bool = False, on_warning: Callable[[str], None] | None = None) -> "Stream":
+               streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB,
+               on_warning: Callable[[str], None] | None = None) -> "Stream":
         """A :class:`Stream` for live audio at ``sample_rate`` (default: the model's): the pipeline of
         ``speech listen`` (same defaults). Classifiers: a window every ``hop_seconds`` and posterior
         smoothing (``threshold``, ``average_window_ms``, ``suppression_ms``, ``minimum_count``); CTC
         models: an energy gate (``vad_start_db``, ``vad_hangover_ms``) and one decode per utterance
         (``grammar``, ``beam``; ``streaming=True`` runs a unidirectional model as the audio arrives).
-        ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
+        ``gate_db``: classifiers skip the model on windows that stay within this many dB of the noise
+        floor (None: run it on every window). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
         from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, make_stage
 
@@ -209,7 +213,7 @@ class Model:
         options = self.decode_options(grammar=grammar, beam=beam, on_warning=on_warning) if self.is_ctc else None
         smoothing = SmoothingConfig(average_window_ms, threshold, suppression_ms, minimum_count)
         vad = VADConfig(start_db=vad_start_db, stop_db=min(6.0, vad_start_db), hangover_ms=vad_hangover_ms)
-        stage = make_stage(self.recognizer, hop_seconds, smoothing, options, vad, streaming)  # ValueError: --streaming
+        stage = make_stage(self.recognizer, hop_seconds, smoothing, options, vad, streaming, gate_db)  # ValueError: --streaming
         return Stream(StreamPipeline(stage, int(sample_rate or self.sample_rate), self.sample_rate))
 
 

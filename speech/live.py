@@ -223,6 +223,7 @@ def error(message: str) -> None:
 
 # ---------------------------------------------------------------------------------------- the verb
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from speech.api import DEFAULT_GATE_DB
     from speech.options import add_engine_argument
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -248,6 +249,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="averaged score a command needs (default: the model's saved operating point, else 0.5)")
     cls.add_argument("--suppression-ms", type=float, default=1000.0, help="quiet time after a detection (default: 1000)")
     cls.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
+    cls.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB, metavar="DB",
+                     help="skip the model on windows within DB of the noise floor (nothing to hear); 0: never skip "
+                          f"(default: {DEFAULT_GATE_DB:g})")
     ctc = parser.add_argument_group("CTC models: voice-activity gate and decoding")
     ctc.add_argument("--grammar", metavar="FILE", help="only these phrases (one per line; '#' comments)")
     ctc.add_argument("--beam", type=int, default=1, help="prefix beam search width (default: 1 = greedy)")
@@ -300,6 +304,7 @@ def open_stream(model, args: argparse.Namespace, source_rate: int):
             average_window_ms=args.average_window_ms, suppression_ms=args.suppression_ms,
             minimum_count=args.minimum_count, grammar=args.grammar, beam=args.beam,
             vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms, streaming=args.streaming,
+            gate_db=args.gate_db if args.gate_db > 0 else None,
             on_warning=error)
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -31,6 +31,9 @@ def test_the_face_is_typed_and_importing_it_loads_no_torch():
     assert out == ["False", "speech.api"]  # the torch import waits for load(); `import speech` stays fast
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         speech.nope
+    from speech import api, streaming
+
+    assert api.DEFAULT_GATE_DB == streaming.DEFAULT_GATE_DB  # written twice: the api module stays torch-free
 
 
 def test_transcribe_files_agrees_with_the_command_line(commands, capsys):

@@ -264,3 +264,34 @@ def test_score_detections_matches_each_word_once_within_the_tolerance():
     hits, false, latencies = score_detections(dets, events, tolerance=1.5)
     assert (hits, false) == (1, 3)
     assert latencies == [pytest.approx(0.2)]
+
+
+def test_energy_gate_skips_quiet_windows_and_changes_no_detection(shared_dataset):
+    """The command spotter's gate: on a real stream (real words of unseen speakers in quiet noise with
+    pauses, the bundled model) the model is skipped on the windows that hold nothing to hear, and the
+    detections are those of the ungated spotter (the smoothing may move one by a hop)."""
+    from speech.audio import load_audio
+    from speech.streaming import CommandSpotter
+
+    rng = np.random.default_rng(3)
+    folder = shared_dataset("speech_commands_v2_test_dev")
+    words = [load_audio(p, 16000).numpy() for w in ("yes", "stop", "left") for p in sorted((folder / w).glob("*.wav"))[:2]]
+    parts = []
+    for w in words:
+        parts += [np.zeros(40000, np.float32), w]
+    audio = np.concatenate(parts + [np.zeros(40000, np.float32)])
+    audio += 0.003 * rng.standard_normal(len(audio)).astype(np.float32)  # a room's noise under everything
+    recognizer = Recognizer("commands")
+    results = {}
+    for gate in (None, 10.0):
+        spotter = CommandSpotter(recognizer, 0.1, SmoothingConfig(), gate_db=gate)
+        pipeline = StreamPipeline(spotter, 16000, 16000)
+        found = [d for a in range(0, len(audio), 800) for d in pipeline.push(audio[a : a + 800])] + pipeline.finish()
+        results[gate] = ([(d.label, round(d.time, 1)) for d in found], spotter)
+    ungated, gated = results[None][1], results[10.0][1]
+    assert ungated.gated == 0 and ungated.compute.calls == len(audio) // 1600
+    assert gated.gated > 0.3 * ungated.compute.calls  # a third of the windows or more hold only the quiet noise
+    assert gated.gated + gated.compute.calls == ungated.compute.calls
+    plain, with_gate = results[None][0], results[10.0][0]
+    assert len(plain) >= 4 and [label for label, _ in with_gate] == [label for label, _ in plain]
+    assert all(abs(a - b) <= 0.15 for (_, a), (_, b) in zip(with_gate, plain))  # at most a hop apart

@@ -15,9 +15,9 @@ command spotter, :class:`Detection`), ``utterances`` (energy VAD, the utterance 
 equal whole-clip outputs). The names below are the package's face. The streaming benchmark
 (``speech bench streaming``) is in :mod:`speech.bench.streaming`.
 """
-from speech.streaming.buffers import RingBuffer, StreamResampler, level_db
+from speech.streaming.buffers import NoiseFloor, RingBuffer, StreamResampler, frame_levels_db, level_db
 from speech.streaming.detection import (
-    NEVER_FIRE, SILENCE, UNKNOWN, CommandSpotter, ComputeMeter, Detection, RecognizeCommands, SmoothingConfig,
+    DEFAULT_GATE_DB, NEVER_FIRE, SILENCE, UNKNOWN, CommandSpotter, ComputeMeter, Detection, RecognizeCommands, SmoothingConfig,
 )
 from speech.streaming.pipeline import (
     END, BlockQueue, FileInput, StreamError, StreamPipeline, StreamSummary, make_stage, run_stream,
@@ -26,8 +26,8 @@ from speech.streaming.stateful import StreamingModel
 from speech.streaming.utterances import EnergyVAD, UtteranceTranscriber, VADConfig
 
 __all__ = [
-    "RingBuffer", "StreamResampler", "level_db",
-    "SILENCE", "UNKNOWN", "NEVER_FIRE", "Detection", "ComputeMeter", "SmoothingConfig", "RecognizeCommands",
+    "RingBuffer", "StreamResampler", "level_db", "frame_levels_db", "NoiseFloor",
+    "SILENCE", "UNKNOWN", "NEVER_FIRE", "DEFAULT_GATE_DB", "Detection", "ComputeMeter", "SmoothingConfig", "RecognizeCommands",
     "CommandSpotter",
     "VADConfig", "EnergyVAD", "UtteranceTranscriber",
     "StreamPipeline", "make_stage", "StreamError", "END", "BlockQueue", "FileInput", "StreamSummary", "run_stream",

@@ -1,9 +1,10 @@
 """Audio buffers of a stream: :class:`RingBuffer` (the last seconds, by absolute sample index),
-:class:`StreamResampler` (block-by-block resampling equal to resampling the whole signal) and
-:func:`level_db` (a block's RMS level)."""
+:class:`StreamResampler` (block-by-block resampling equal to resampling the whole signal),
+:func:`level_db` / :func:`frame_levels_db` (RMS levels) and :class:`NoiseFloor` (minimum statistics)."""
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import torch
@@ -111,3 +112,32 @@ def level_db(samples: np.ndarray) -> float:
         return -100.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
     return 20 * math.log10(max(rms, 1e-5))
+
+
+def frame_levels_db(samples: np.ndarray, frame: int) -> np.ndarray:
+    """RMS level in dBFS of each whole ``frame``-sample frame of ``samples`` ``(n,)`` -> ``(n // frame,)``."""
+    n = len(samples) // frame
+    frames = np.asarray(samples[: n * frame], dtype=np.float64).reshape(n, frame)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+
+
+class NoiseFloor:
+    """Minimum statistics: the floor is the lowest frame level of the current section and of the sections
+    of the last ``window_s`` seconds (sections of ``section_frames`` frames), so it follows louder or
+    quieter noise within that time and is not lifted by sounds shorter than it. ``update(level)`` -> the
+    floor after this frame."""
+
+    def __init__(self, section_frames: int, window_s: float, sections_per_second: float):
+        self.section = max(1, section_frames)
+        self.minima: deque[float] = deque(maxlen=max(1, round(window_s * sections_per_second)))
+        self.current, self.frames = math.inf, 0
+        self.floor: float | None = None
+
+    def update(self, level: float) -> float:
+        self.current = min(self.current, level)
+        self.frames += 1
+        self.floor = min([self.current, *self.minima])
+        if self.frames == self.section:
+            self.minima.append(self.current)
+            self.current, self.frames = math.inf, 0
+        return self.floor

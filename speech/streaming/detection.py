@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from speech.streaming.buffers import RingBuffer
+from speech.streaming.buffers import NoiseFloor, RingBuffer, frame_levels_db
 
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 NEVER_FIRE = (SILENCE, UNKNOWN)
+DEFAULT_GATE_DB = 10.0  # the command spotter's energy gate: a window must rise this far above the noise floor
 
 
 @dataclass
@@ -113,9 +114,17 @@ class CommandSpotter:
     """Classifier stage: every ``hop_seconds`` the model scores the latest window (``window_seconds`` of
     the model) and :class:`RecognizeCommands` smooths the posteriors. ``process(ring)`` runs every hop
     whose window end the ring has reached (in one batch) and returns the detections (``new``, the
-    samples just written, is not needed: the ring has them)."""
+    samples just written, is not needed: the ring has them).
 
-    def __init__(self, recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None):
+    The energy gate (``gate_db``, None: off): a window whose every 20 ms frame is within ``gate_db`` of
+    the noise floor (minimum statistics over 3 s) holds nothing to hear, and the model is not run on it;
+    the smoother gets a ``_silence_`` posterior instead (models without that class are never gated).
+    ``compute.calls`` counts the windows the model ran on, ``gated`` those it skipped."""
+
+    GATE_FRAME_MS = 20.0
+
+    def __init__(self, recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None,
+                 gate_db: float | None = None):
         self.recognizer = recognizer
         self.rate = recognizer.sample_rate
         self.window = int(round(recognizer.window_seconds * self.rate))
@@ -124,6 +133,15 @@ class CommandSpotter:
         self.next_end = self.hop
         self.recent: list[tuple[int, np.ndarray]] = []  # (window end, probabilities) in the averaging window
         self.compute = ComputeMeter()
+        labels = list(recognizer.labels)
+        self.gate_db = gate_db if SILENCE in labels else None
+        if self.gate_db is not None:
+            self.silence = np.zeros(len(labels), dtype=np.float32)
+            self.silence[labels.index(SILENCE)] = 1.0
+            self.frame = max(1, int(round(self.rate * self.GATE_FRAME_MS / 1000)))
+            self.floor = NoiseFloor(round(250 / self.GATE_FRAME_MS), 3.0, 4)
+            self.floored_to = 0  # samples whose frames have updated the floor
+        self.gated = 0
 
     def ring_seconds(self) -> float:
         return self.window / self.rate + self.smoother.config.average_window_ms / 1000 + 1.0
@@ -135,11 +153,19 @@ class CommandSpotter:
             self.next_end += self.hop
         if not ends:
             return []
-        windows = [torch.from_numpy(ring.read(e - self.window, e)) for e in ends]
-        t0 = time.perf_counter()
-        outputs = self.recognizer.forward(windows)
-        probs = torch.softmax(torch.stack(outputs).float(), -1).numpy()
-        self.compute.add(time.perf_counter() - t0, len(ends))
+        windows = [ring.read(e - self.window, e) for e in ends]
+        audible = [self._audible(w, e) for w, e in zip(windows, ends)]
+        probs = np.zeros((len(ends), len(self.recognizer.labels)), dtype=np.float32)
+        run = [i for i, a in enumerate(audible) if a]
+        if run:
+            t0 = time.perf_counter()
+            outputs = self.recognizer.forward([torch.from_numpy(windows[i]) for i in run])
+            probs[run] = torch.softmax(torch.stack(outputs).float(), -1).numpy()
+            self.compute.add(time.perf_counter() - t0, len(run))
+        for i, a in enumerate(audible):
+            if not a:
+                probs[i] = self.silence
+                self.gated += 1
         found = []
         keep = self.smoother.config.average_window_ms / 1000 * self.rate
         for end, p in zip(ends, probs):
@@ -154,6 +180,18 @@ class CommandSpotter:
             found.append(Detection(end / self.rate, label, score, max(start, 0) / self.rate, best_end / self.rate,
                                    audio=ring.read(max(start, 0), best_end)))
         return found
+
+    def _audible(self, window: np.ndarray, end: int) -> bool:
+        """Whether ``window`` (ending at sample ``end``) rises ``gate_db`` above the noise floor anywhere;
+        always ``True`` with the gate off. The floor learns from each frame once, as the stream passes."""
+        if self.gate_db is None:
+            return True
+        levels = frame_levels_db(window[len(window) % self.frame :], self.frame)
+        first_new = max(0, len(levels) - (end - self.floored_to) // self.frame)
+        for level in levels[first_new:]:
+            self.floor.update(float(level))
+        self.floored_to = max(self.floored_to, end - (end - self.floored_to) % self.frame)
+        return self.floor.floor is None or float(levels.max()) > self.floor.floor + self.gate_db
 
     def flush(self, ring: RingBuffer) -> list[Detection]:
         return []

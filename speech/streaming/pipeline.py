@@ -13,7 +13,7 @@ import numpy as np
 
 from speech.audio import to_mono
 from speech.streaming.buffers import RingBuffer, StreamResampler, level_db
-from speech.streaming.detection import CommandSpotter, Detection, SmoothingConfig
+from speech.streaming.detection import DEFAULT_GATE_DB, CommandSpotter, Detection, SmoothingConfig
 from speech.streaming.utterances import UtteranceTranscriber, VADConfig
 
 
@@ -52,13 +52,14 @@ class StreamPipeline:
 
 
 def make_stage(recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, options=None,
-               vad: VADConfig | None = None, streaming: bool = False):
-    """:class:`CommandSpotter` for classifiers, :class:`UtteranceTranscriber` for CTC models."""
+               vad: VADConfig | None = None, streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB):
+    """:class:`CommandSpotter` for classifiers (with its energy gate, ``gate_db`` None: off),
+    :class:`UtteranceTranscriber` for CTC models."""
     if recognizer.is_ctc:
         return UtteranceTranscriber(recognizer, options, vad, streaming)
     if streaming:
         raise ValueError("--streaming is for CTC models (classifiers run a sliding window)")
-    return CommandSpotter(recognizer, hop_seconds, smoothing)
+    return CommandSpotter(recognizer, hop_seconds, smoothing, gate_db)
 
 
 class StreamError(RuntimeError):

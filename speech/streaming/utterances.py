@@ -3,15 +3,13 @@
 unidirectional model on the audio as it arrives (:class:`~speech.streaming.stateful.StreamingModel`)."""
 from __future__ import annotations
 
-import math
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from speech.streaming.buffers import RingBuffer
+from speech.streaming.buffers import NoiseFloor, RingBuffer, frame_levels_db
 from speech.streaming.detection import UNKNOWN, ComputeMeter, Detection
 from speech.streaming.stateful import StreamingModel
 
@@ -52,15 +50,12 @@ class EnergyVAD:
         self.frame = max(1, int(round(sample_rate * c.frame_ms / 1000)))
         self.pending = np.zeros(0, dtype=np.float32)
         self.position = 0  # absolute index of pending[0]
-        self.floor: float | None = None
         self.in_speech = False
         self.run = 0  # consecutive speech frames (before a start)
         self.quiet = 0  # consecutive non-speech frames (in an utterance)
         self.start = 0
         self.last_speech = 0  # end of the last speech frame of the open utterance
-        self.section = max(1, round(250 / c.frame_ms))  # frames per floor section (0.25 s)
-        self.section_minima: deque[float] = deque(maxlen=max(1, round(c.floor_window_s * 4)))
-        self.section_min, self.section_frames = math.inf, 0
+        self.noise_floor = NoiseFloor(round(250 / c.frame_ms), c.floor_window_s, 4)  # sections of 0.25 s
         self.min_speech = max(1, round(c.min_speech_ms / c.frame_ms))
         self.hangover = max(1, round(c.hangover_ms / c.frame_ms))
 
@@ -70,8 +65,7 @@ class EnergyVAD:
         n = len(self.pending) // self.frame
         if n == 0:
             return events
-        frames = self.pending[: n * self.frame].reshape(n, self.frame).astype(np.float64)
-        levels = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-10)
+        levels = frame_levels_db(self.pending, self.frame)
         for i, level in enumerate(levels):
             self._step(float(level), self.position + i * self.frame, events)
         self.pending = self.pending[n * self.frame :]
@@ -80,8 +74,8 @@ class EnergyVAD:
 
     def _step(self, level: float, frame_start: int, events: list) -> None:
         c = self.config
-        self._track_floor(level)
-        speech = level > max(self.floor + (c.stop_db if self.in_speech else c.start_db), c.min_level_db)
+        floor = self.noise_floor.update(level)
+        speech = level > max(floor + (c.stop_db if self.in_speech else c.start_db), c.min_level_db)
         frame_end = frame_start + self.frame
         if not self.in_speech:
             self.run = self.run + 1 if speech else 0
@@ -98,15 +92,6 @@ class EnergyVAD:
                 self.in_speech, self.run = False, 0
                 short = self.last_speech - self.start < c.min_utterance_ms / 1000 * self.sample_rate
                 events.append(("cancel" if short else "end", frame_end))
-
-    def _track_floor(self, level: float) -> None:
-        """Minimum statistics: the floor is the lowest level of the current and the last sections."""
-        self.section_min = min(self.section_min, level)
-        self.section_frames += 1
-        self.floor = min([self.section_min, *self.section_minima])
-        if self.section_frames == self.section:
-            self.section_minima.append(self.section_min)
-            self.section_min, self.section_frames = math.inf, 0
 
     def flush(self) -> list[tuple[str, int]]:
         if self.in_speech:
