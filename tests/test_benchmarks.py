@@ -134,3 +134,17 @@ def test_transcribe_benchmark_smoke(shared_data):
         assert positive(row["clips_per_second_steady"]) and positive(row["peak_rss_mb"])
     assert positive(result["ratio_steady"]) and result["provisional"]
     assert "Provisional" in transcribe.format_transcribe(result)
+
+
+def test_transcribe_benchmark_cold_start_and_workers(shared_data):
+    """The bundled model, two worker processes, the onnx engine, and the one-file cold start of both tools."""
+    pytest.importorskip("pocketsphinx")
+    pytest.importorskip("onnxruntime")
+    result = transcribe.benchmark_transcribe(clips=24, repeats=1, data_dir=str(shared_data), engine="onnx", workers=2,
+                                             cold_repeats=1)
+    ours = result["rows"]["ours"]
+    assert ours["count"] == 24 and ours["missing"] == 0 and ours["accuracy"] > 0.5  # real answers from both processes
+    cold = result["cold_start"]
+    assert positive(cold["ours_s"]) and positive(cold["sphinx_s"]) and cold["command"].startswith("speech transcribe ")
+    text = transcribe.format_transcribe(result)
+    assert "Cold start" in text and "compute bound" in text and result["params"]["workers"] == 2

@@ -139,13 +139,17 @@ def benchmark_transcribe(
     work_dir: str | None = None,
     random_model: bool = False,
     manifest: str | None = None,
+    engine: str = "torch",
+    workers: int = 1,
+    cold_repeats: int = 5,
 ) -> dict:
     """``speech transcribe`` (``speech.cli.main``, the console script's entry point, in a process of its own
     per run) against PocketSphinx (a process per run, decoding each clip with a JSGF grammar of the 35
     words) on the same 1 s clips: throughput steady (inside the process: model or decoder load, reading
     and recognizing every clip) and end to end (process start to exit), times real time, the process's
     peak RSS, and accuracy on the 12-class task. ``random_model``: a random-weight model of the default shape instead
-    of ``model`` (timings hold, accuracy does not)."""
+    of ``model`` (timings hold, accuracy does not). ``engine`` and ``workers``: ``speech transcribe --engine
+    --workers``. Also the cold start (:func:`cold_start`): one file, a fresh process each, ``cold_repeats`` times."""
     import soundfile as sf
 
     set_threads(threads)
@@ -177,7 +181,8 @@ def benchmark_transcribe(
         grammar = write_grammar(tmp / "commands.gram")
         env = thread_env(threads)
         argv = ["transcribe", "-", "--model", model_path, "--format", "tsv", "--output", str(tmp / "ours.tsv"),
-                "--batch-size", str(batch_size), "--device", "cpu"] + (["--jobs", str(jobs)] if jobs else [])
+                "--batch-size", str(batch_size), "--device", "cpu", "--engine", engine, "--workers", str(workers),
+                "--threads", str(threads)] + (["--jobs", str(jobs)] if jobs else [])
         outputs = {"ours": tmp / "ours.tsv", "sphinx": tmp / "sphinx.json"}
         commands = {
             "ours": worker_command("transcribe-worker", {"argv": argv}),
@@ -196,6 +201,7 @@ def benchmark_transcribe(
             return run
 
         interleaved({"ours": task("ours"), "sphinx": task("sphinx")}, repeats)
+        cold = cold_start(files[0][0], model, str(grammar), env, cold_repeats) if cold_repeats > 0 and not random_model else None
         answers_ours = _read_tsv(outputs["ours"])
         answers_sphinx = json.loads(outputs["sphinx"].read_text())
     finally:
@@ -224,9 +230,54 @@ def benchmark_transcribe(
         "benchmark": "transcribe", "machine": info, "load_after": load_now(),
         "params": {"clips": n, "audio_s": audio_s, "repeats": repeats, "threads": threads, "batch_size": batch_size,
                    "jobs": jobs, "pad_s": pad, "model": model_name, "random_model": random_model,
+                   "engine": engine, "workers": workers,
                    "data": f"{SPEECH_COMMANDS_TEST} (12 classes, 1 s, 16 kHz)"},
         "rows": rows, "ratio_steady": ratio_steady, "ratio_end_to_end": ratio_e2e, "provisional": random_model,
+        "cold_start": cold,
+        "compute_bound_clips_per_second": compute_bound(info),
     }
+
+
+SPHINX_COLD = """
+import sys, numpy as np, soundfile as sf
+from pocketsphinx import Config, Decoder
+data, rate = sf.read(sys.argv[1], dtype="int16")
+decoder = Decoder(Config(jsgf=sys.argv[2], loglevel="FATAL", samprate=rate))
+zeros = np.zeros(rate // 2, dtype=np.int16)
+decoder.start_utt()
+decoder.process_raw(np.concatenate([zeros, data, zeros]).tobytes(), no_search=False, full_utt=True)
+decoder.end_utt()
+hyp = decoder.hyp()
+print(sys.argv[1], hyp.hypstr if hyp else "", sep="\t")
+"""
+
+
+def cold_start(path: str, model: str, grammar: str, env: dict, repeats: int) -> dict:
+    """Seconds from process start to exit for one file, a fresh process each time, alternating: ``speech
+    transcribe PATH`` (the console script's code, ``--model`` only when not the default) against
+    PocketSphinx's Python package importing, loading its model and decoding the file (medians)."""
+    ours = [sys.executable, "-m", "speech.cli", "transcribe", path] + ([] if model == "commands" else ["--model", model])
+    sphinx = [sys.executable, "-c", SPHINX_COLD, path, grammar]
+    times: dict[str, list[float]] = {"ours": [], "sphinx": []}
+
+    def timed(name: str, cmd: list[str]):
+        def run():
+            r = run_measured(cmd, env=env)
+            if r["rc"] != 0:
+                raise RuntimeError(f"cold start of {name} failed (exit {r['rc']}): {r['stderr'][-1000:]}")
+            times[name].append(r["wall_s"])
+        return run
+
+    interleaved({"ours": timed("ours", ours), "sphinx": timed("sphinx", sphinx)}, repeats)
+    return {"ours_s": median(times["ours"]), "sphinx_s": median(times["sphinx"]),
+            "ratio": median(times["sphinx"]) / median(times["ours"]), "repeats": repeats,
+            "command": " ".join(["speech", *ours[3:]])}
+
+
+def compute_bound(info: dict) -> float:
+    """Clips per second all cores could reach for the default model: 46 MFLOP per 1 s clip at ~50 GFLOP/s
+    a core (docs/benchmarks.md works out both numbers)."""
+    return (info.get("cores_usable") or os.cpu_count() or 1) * 50e9 / 46e6
 
 
 def format_transcribe(result: dict) -> str:
@@ -244,7 +295,15 @@ def format_transcribe(result: dict) -> str:
            markdown_table(["recognizer", "clips/s (steady)", "x real time (steady)", "clips/s (end to end)",
                            "interpreter start + imports s", "peak RSS MB", "accuracy, 12 classes"], rows), "",
            f"Ours / PocketSphinx: **{result['ratio_steady']:.1f}x** steady (inside the process: model load, reading and "
-           f"recognizing every clip), **{result['ratio_end_to_end']:.1f}x** end to end (process start to exit)."]
+           f"recognizing every clip), **{result['ratio_end_to_end']:.1f}x** end to end (process start to exit). "
+           f"The compute bound of this machine's cores for the default model: about "
+           f"{result['compute_bound_clips_per_second']:.0f} clips/s; steady state reaches "
+           f"{100 * result['rows']['ours']['clips_per_second_steady'] / result['compute_bound_clips_per_second']:.0f} % of it."]
+    cold = result.get("cold_start")
+    if cold:
+        out += ["", f"Cold start, one file, a fresh process each ({cold['repeats']} alternating runs, medians): "
+                f"`{cold['command']}` **{cold['ours_s']:.2f} s**, PocketSphinx (import, load, decode) "
+                f"**{cold['sphinx_s']:.2f} s**: ours / PocketSphinx speed {cold['ratio']:.2f}x."]
     if result.get("provisional"):
         out += ["", "**Provisional:** our model here has random weights (the bundled `commands` model did not exist "
                 "yet): the speed and memory hold for a trained model of the same shape, our accuracy does not."]
@@ -262,6 +321,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of each process (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="speech transcribe --batch-size (default: 32)")
     parser.add_argument("--jobs", type=int, default=None, help="speech transcribe --jobs (default: its own default)")
+    parser.add_argument("--engine", choices=("torch", "onnx", "auto"), default="torch", help="speech transcribe --engine (default: torch)")
+    parser.add_argument("--workers", type=int, default=1, help="speech transcribe --workers (default: 1)")
+    parser.add_argument("--cold-repeats", type=int, default=5, help="fresh processes for the one-file cold start; 0: skip (default: 5)")
     parser.add_argument("--pad", type=float, default=0.5, help="seconds of zeros around each clip for PocketSphinx (default: 0.5)")
     parser.add_argument("--data-dir", help="shared data folder (default: $SPEECH_DATA_DIR or ../shared/data)")
     parser.add_argument("--work-dir", help="where temporary files go (default: $TMPDIR)")
@@ -270,7 +332,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     result = benchmark_transcribe(args.model, args.clips, args.repeats, args.threads, args.batch_size, args.jobs,
-                                  args.pad, args.data_dir, args.work_dir, args.random_model, args.manifest)
+                                  args.pad, args.data_dir, args.work_dir, args.random_model, args.manifest,
+                                  args.engine, args.workers, args.cold_repeats)
     result["command"] = command_line("python tools/bench_transcribe.py", args, skip=("json", "work_dir"))
     return print_report(result, format_transcribe, args.json)
 
