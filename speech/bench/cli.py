@@ -8,6 +8,9 @@ the standard library at load time and the rest inside its functions, so ``speech
 - ``streaming``: the live pipeline on a long stream of background noise with command words inserted at
   known times (several SNRs), noise alone and other words alone: hit rate, false accepts per hour,
   latency after the word's end, compute per hop (one thread). See docs/live.md.
+- ``detection``: the live pipeline on streams of unseen speakers' commands among real (and synthesized)
+  non-command speech, a DEV and a TEST half of the speakers: a DET curve (miss rate against false
+  accepts per hour of other speech) from one model run per stream and a threshold sweep. See docs/live.md.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ SUBCOMMANDS = {
     "train": "training throughput and peak memory vs a plain per-item DataLoader loop (CPU, and GPU when present)",
     "transcribe": "speech transcribe vs PocketSphinx on 1 s clips: throughput and accuracy",
     "streaming": "live pipeline on noise with inserted commands: hit rate, false accepts/hour, latency, compute",
+    "detection": "live pipeline on commands among other speech, unseen speakers: DET curve (misses vs false accepts/hour)",
 }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from speech.bench.measure import shared_data_dir
+from speech.data.streams import active_span, noise_track  # noqa: F401 (the stream pieces live in the library)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,41 +37,6 @@ class WordEvent:
     label: str
     start: float
     end: float
-
-
-def active_span(wave: np.ndarray, sample_rate: int, frame_ms: float = 20.0, below_peak_db: float = 25.0) -> tuple[int, int]:
-    """``(first, last)`` samples of a clip's spoken part: 20 ms frames within ``below_peak_db`` of the
-    loudest frame."""
-    import numpy as np
-
-    frame = max(1, int(sample_rate * frame_ms / 1000))
-    n = max(1, len(wave) // frame)
-    energy = 10 * np.log10(np.mean(np.square(wave[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-12)
-    loud = np.nonzero(energy >= energy.max() - below_peak_db)[0]
-    return int(loud[0] * frame), int(min((loud[-1] + 1) * frame, len(wave)))
-
-
-def noise_track(recordings: list[np.ndarray], samples: int, rms: float, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
-    """``(samples,)`` of background noise: random 5-20 s stretches of the recordings, each scaled to
-    ``rms``, joined with 20 ms fades."""
-    import numpy as np
-
-    out = np.zeros(samples, dtype=np.float32)
-    fade = int(0.02 * sample_rate)
-    pos = 0
-    while pos < samples:
-        rec = recordings[rng.integers(len(recordings))]
-        length = min(int(rng.uniform(5, 20) * sample_rate), len(rec), samples - pos)
-        a = int(rng.integers(0, len(rec) - length + 1))
-        piece = rec[a : a + length].astype(np.float64)
-        piece = piece * rms / max(float(np.sqrt(np.mean(piece**2))), 1e-8)
-        ramp = np.ones(length)
-        k = min(fade, length // 2)
-        if k:
-            ramp[:k], ramp[length - k :] = np.linspace(0, 1, k), np.linspace(1, 0, k)
-        out[pos : pos + length] = piece * ramp
-        pos += length
-    return out
 
 
 def insert_words(

@@ -1,0 +1,535 @@
+"""``speech bench detection``: the live path measured the way keyword-spotting work reports it, with a
+DET curve (miss rate against false accepts per hour of non-command speech).
+
+Streams (:func:`speech.data.streams.build_stream`) interleave the commands of speakers the bundled model
+never trained on with real speech that holds no command, in background noise at ``--snr`` (10 dB): the
+``_unknown_`` words of the same speakers (``speech_commands_v2_test_dev``), FSDD digits (8 kHz, resampled)
+and the other words of ``speech_commands_v1_sample``. A second stream of the same commands among
+synthesized sentences with no command word (``speech synth --phrases``, :data:`NEGATIVE_SENTENCES`) is
+reported apart, after the real one.
+
+Speakers: the 72 speakers of ``speech_commands_v2_test_dev`` are split as ``recipes/commands/
+build_manifests.py`` splits them (seeded shuffle, the first 36 trained on); the other 36 are split once
+more, by :func:`speaker_halves`, into a DEV half (for choosing thresholds) and a TEST half (the final
+number). FSDD's 5 speakers, the v0.01 sample's speakers and the synthesized voices are split into the
+two halves the same way; every figure names its half and the report lists the speakers. The split is the
+bundled ``commands`` model's (``--model`` may name another: then "unseen" holds only if that model was
+trained the same way).
+
+The model runs once over each stream, through the pipeline of ``speech listen --input-file --fast``
+(:class:`~speech.streaming.CommandSpotter`, one window per hop); the posteriors of every hop are kept
+(and cached with ``--cache``) and :class:`~speech.streaming.RecognizeCommands` is replayed on them for
+each threshold of the sweep. See docs/live.md, "Detection benchmark (DET)".
+
+``detection_benchmark`` returns the report, ``detection_tables`` its markdown and ``det_plot`` the PNG;
+numpy, torch, matplotlib and :mod:`speech.streaming` are imported inside the functions, so ``speech bench
+--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
+
+from speech.bench.measure import SPEECH_COMMANDS_TEST, load_now, machine_info, machine_line, shared_data_dir
+from speech.api import DEFAULT_GATE_DB
+from speech.bench.detection_data import (
+    DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, load_clips, make_synth_negatives,
+)
+from speech.bench.streaming import default_noise_dir, error, write_report
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from speech.data.streams import StreamEvent
+    from speech.streaming import SmoothingConfig
+
+EXIT_OK, EXIT_USAGE = 0, 2
+# ------------------------------------------------------------------------------------------ the model, once per stream
+class Fired(NamedTuple):
+    """A detection of a replayed smoothing: the hop's time (seconds), the label and its averaged score."""
+
+    time: float
+    label: str
+    score: float
+
+
+@dataclass
+class Posteriors:
+    """The model's output on a stream: ``times`` ``(hops,)`` (window ends, seconds), ``probabilities``
+    ``(hops, classes)``, and when it ran here (not from the cache) the detections of that run and its
+    compute (seconds in the model, model calls, wall seconds of the whole pipeline)."""
+
+    times: np.ndarray
+    probabilities: np.ndarray
+    detections: list | None = None
+    compute_seconds: float = 0.0
+    model_calls: int = 0
+    wall_seconds: float = 0.0
+
+
+def stream_posteriors(recognizer, audio: np.ndarray, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None,
+                      block_ms: float = 50.0, gate_db: float | None = None) -> Posteriors:
+    """Run ``audio`` (at the model's rate) through the pipeline of ``speech listen --input-file --fast``
+    (``make_stage``: :class:`~speech.streaming.CommandSpotter`, one window per hop, ``smoothing``) and keep
+    the posteriors of every hop next to the run's own detections. ``gate_db``: the spotter's energy gate
+    (None: off; gated hops carry the ``_silence_`` posterior the spotter gives them)."""
+    import numpy as np
+
+    from speech.streaming import BlockQueue, FileInput, RecognizeCommands, StreamPipeline, make_stage, run_stream
+
+    class Recorder(RecognizeCommands):
+        """The spotter's smoothing, keeping what it is given."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen: list[tuple[float, np.ndarray]] = []
+
+        def process(self, time_s, probabilities):
+            self.seen.append((time_s, np.array(probabilities, copy=True)))
+            return super().process(time_s, probabilities)
+
+    rate = recognizer.sample_rate
+    stage = make_stage(recognizer, hop_seconds, smoothing, gate_db=gate_db)
+    stage.smoother = Recorder(recognizer.labels, stage.smoother.config)
+    pipeline = StreamPipeline(stage, rate, rate)
+    blocks = BlockQueue()
+    source = FileInput(audio, rate, max(1, int(rate * block_ms / 1000)), realtime=False)
+    found: list = []
+    t0 = time.perf_counter()
+    source.start(blocks)
+    try:
+        summary = run_stream(blocks, pipeline, found.append)
+    finally:
+        source.stop()
+    wall = time.perf_counter() - t0
+    seen = stage.smoother.seen
+    times = np.array([t for t, _ in seen], dtype=np.float64)
+    probs = np.stack([p for _, p in seen]) if seen else np.zeros((0, len(recognizer.labels)), np.float32)
+    return Posteriors(times, probs, [Fired(d.time, d.label, d.score) for d in found],
+                      summary.compute_seconds, summary.model_calls, wall)
+
+
+def replay(times: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], smoothing: SmoothingConfig) -> list[Fired]:
+    """The detections :class:`~speech.streaming.RecognizeCommands` makes with ``smoothing`` on the
+    posteriors of a stream (``times (hops,)``, ``probabilities (hops, classes)``): the same as a run of the
+    pipeline with that smoothing, without running the model again."""
+    from speech.streaming import RecognizeCommands
+
+    smoother = RecognizeCommands(list(labels), smoothing)
+    fired = []
+    for t, p in zip(times.tolist(), probabilities):
+        hit = smoother.process(t, p)
+        if hit is not None:
+            fired.append(Fired(t, hit[0], hit[1]))
+    return fired
+
+
+def posteriors_cached(cache: str | os.PathLike | None, key: str, compute: Callable[[], Posteriors]) -> tuple[Posteriors, bool]:
+    """``(posteriors, from the cache)``: ``cache/key.npz`` when it is there, else ``compute()`` (saved
+    there when ``cache`` is given)."""
+    import numpy as np
+
+    path = Path(cache) / f"{key}.npz" if cache else None
+    if path is not None and path.is_file():
+        with np.load(path) as data:
+            return Posteriors(data["times"], data["probabilities"]), True
+    result = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+        np.savez(tmp, times=result.times, probabilities=result.probabilities)
+        os.replace(tmp, path)
+    return result, False
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def score_stream(detections: Sequence, events: Sequence[StreamEvent], seconds: float, tolerance: float = 1.0) -> dict:
+    """Score the detections (anything with ``.time`` and ``.label``) of a stream against its events.
+
+    - hit: the first command not yet hit with the detection's label whose spoken part, extended by
+      ``tolerance`` s after its end, holds the detection time; latency = detection time - the word's end.
+    - every other detection belongs to the last word that started before it: on a command it is a
+      ``wrong_label`` (or a ``repeat`` of the command's own label); on other speech (or on the noise
+      before the first word, source ``noise``) it is a false accept on other speech.
+    - ``other_seconds``: the time from the start of each non-command word to the start of the next word
+      (plus the noise before the first word): the hours of non-command speech false accepts are counted
+      per. ``by_source``: words, seconds and false accepts of each source of other speech.
+    """
+    commands = [i for i, e in enumerate(events) if e.is_command]
+    starts = [e.start for e in events]
+    matched: set[int] = set()
+    hits, wrong, repeats, latencies = 0, 0, 0, []
+    by_source: dict[str, dict] = {}
+
+    def source(name: str) -> dict:
+        return by_source.setdefault(name, {"words": 0, "seconds": 0.0, "false_accepts": 0})
+
+    for i, e in enumerate(events):
+        if not e.is_command:
+            nxt = starts[i + 1] if i + 1 < len(events) else seconds
+            s = source(e.source)
+            s["words"] += 1
+            s["seconds"] += nxt - e.start
+    if events and starts[0] > 0:
+        source("noise")["seconds"] += starts[0]
+    elif not events:
+        source("noise")["seconds"] += seconds
+    for d in sorted(detections, key=lambda d: d.time):
+        for i in commands:
+            e = events[i]
+            if i not in matched and e.word == d.label and e.start <= d.time <= e.end + tolerance:
+                matched.add(i)
+                hits += 1
+                latencies.append(d.time - e.end)
+                break
+        else:
+            k = bisect.bisect_right(starts, d.time) - 1
+            if k >= 0 and events[k].is_command:
+                if events[k].word == d.label:
+                    repeats += 1
+                else:
+                    wrong += 1
+            else:
+                source("noise" if k < 0 else events[k].source)["false_accepts"] += 1
+    other_seconds = sum(s["seconds"] for s in by_source.values())
+    on_speech = sum(s["false_accepts"] for s in by_source.values())
+    for s in by_source.values():
+        s["seconds"] = round(s["seconds"], 2)
+        s["false_accepts_per_hour"] = round(s["false_accepts"] / (s["seconds"] / 3600), 1) if s["seconds"] else None
+    n = len(commands)
+    return {
+        "commands": n, "hits": hits, "miss_rate": round(1 - hits / n, 4) if n else None,
+        "false_accepts_on_speech": on_speech, "other_seconds": round(other_seconds, 2),
+        "false_accepts_per_hour": round(on_speech / (other_seconds / 3600), 2) if other_seconds else None,
+        "wrong_label": wrong, "repeats": repeats, "latencies": [round(x, 3) for x in latencies],
+        "by_source": dict(sorted(by_source.items())),
+    }
+
+
+def sweep(times: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], events: Sequence[StreamEvent],
+          seconds: float, smoothing: SmoothingConfig, thresholds: Sequence[float], tolerance: float = 1.0) -> list[dict]:
+    """:func:`score_stream` of :func:`replay` for each threshold (the other smoothing settings as given),
+    in the order of ``thresholds``; each row has its ``threshold``."""
+    from dataclasses import replace
+
+    rows = []
+    for t in thresholds:
+        fired = replay(times, probabilities, labels, replace(smoothing, detection_threshold=float(t)))
+        rows.append({"threshold": float(t), **score_stream(fired, events, seconds, tolerance)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ the benchmark
+def audio_key(*parts) -> str:
+    """A short digest of the parts (arrays by their bytes) for cache file names."""
+    digest = hashlib.sha256()
+    for p in parts:
+        digest.update(p.tobytes() if hasattr(p, "tobytes") else repr(p).encode())
+    return digest.hexdigest()[:20]
+
+
+def latency_summary(latencies: Sequence[float]) -> dict:
+    import numpy as np
+
+    if not latencies:
+        return {"latency_median_s": None, "latency_p90_s": None}
+    lat = np.asarray(latencies)
+    return {"latency_median_s": round(float(np.median(lat)), 3), "latency_p90_s": round(float(np.percentile(lat, 90)), 3)}
+
+
+def detection_benchmark(
+    recognizer, shared: str | os.PathLike, noise_dir: str | os.PathLike, *, synth_dir: str | os.PathLike | None = None,
+    halves: Sequence[str] = HALVES, snr_db: float = 10.0, minutes: float | None = None, hop_seconds: float = 0.1,
+    smoothing: SmoothingConfig | None = None, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, block_ms: float = 50.0,
+    seed: int = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
+    model_key: str = "", progress: Callable[[str], None] | None = None, gate_db: float | None = None,
+) -> dict:
+    """Build the streams of each half (real negatives; synthesized ones when ``synth_dir`` holds a
+    ``synth.jsonl``), run the model once over each, sweep the threshold and return the report:
+    ``{"streams": [...], "speakers": {...}, "config": {...}, "compute": {...}, "notes": [...]}``.
+
+    Each stream holds the half's commands and negatives, every clip once (``minutes=None``) or rounds of
+    them for ``minutes``. ``model_key`` names the model in cache keys (e.g. a digest of its file).
+    """
+    import torch
+
+    from speech.audio import find_audio_files, load_audio
+    from speech.data.streams import build_stream
+    from speech.streaming import SmoothingConfig
+
+    if recognizer.is_ctc:
+        raise ValueError("the detection benchmark scores classifiers (a CTC model's live path decodes utterances)")
+    smoothing = smoothing or SmoothingConfig()
+    thresholds = sorted(set(float(t) for t in thresholds) | {float(smoothing.detection_threshold)})
+    notes: list[str] = []
+    rate = recognizer.sample_rate
+    noise_files = find_audio_files(noise_dir)
+    if not noise_files:
+        raise ValueError(f"{noise_dir}: no noise recordings")
+    noise = [load_audio(f, rate, max_duration=None).numpy() for f in noise_files]
+    clips, split = load_clips(recognizer, shared, synth_dir, notes.append)
+
+    streams, compute, calls, wall, audio_seconds, checks, hops = [], 0.0, 0, 0.0, 0.0, [], 0
+    for kind in ("real", "synth"):
+        for half in halves:
+            negatives = getattr(clips[half], kind)
+            if kind == "synth" and not negatives:
+                continue
+            if not clips[half].commands:
+                raise ValueError(f"{half}: no command clips this model can say")
+            name = f"{half.upper()}, {'real' if kind == 'real' else 'synthesized'} speech"
+            if progress:
+                progress(name)
+            stream_seed = seed + (0 if half == "test" else 1000) + (0 if kind == "real" else 2000)
+            audio, events = build_stream(clips[half].commands + negatives, noise, sample_rate=rate, seed=stream_seed,
+                                         snr_db=snr_db, seconds=None if minutes is None else minutes * 60, noise_rms=noise_rms)
+            seconds = len(audio) / rate
+            key = audio_key(model_key, getattr(recognizer, "engine", ""), hop_seconds, recognizer.window_seconds,
+                            *([] if gate_db is None else [f"gate{gate_db:g}"]), audio)
+            post, cached = posteriors_cached(
+                cache, key, lambda: stream_posteriors(recognizer, audio, hop_seconds, smoothing, block_ms, gate_db))
+            rows = sweep(post.times, post.probabilities, recognizer.labels, events, seconds, smoothing, thresholds, tolerance)
+            point = next(r for r in rows if r["threshold"] == float(smoothing.detection_threshold))
+            if post.detections is not None:  # the replayed smoothing equals the run itself at its own settings
+                checks.append(post.detections == replay(post.times, post.probabilities, recognizer.labels, smoothing))
+                compute, calls, wall = compute + post.compute_seconds, calls + post.model_calls, wall + post.wall_seconds
+                audio_seconds, hops = audio_seconds + seconds, hops + len(post.times)
+            speakers = {"commands": clips[half].speakers.get("commands", [])}
+            speakers.update({s: v for s, v in clips[half].speakers.items()
+                             if s != "commands" and (s.startswith("synth_") == (kind == "synth"))})
+            streams.append({
+                "stream": name, "half": half, "negatives": kind, "seconds": round(seconds, 1),
+                "words": len(events), "negative_words": sum(not e.is_command for e in events),
+                "speakers": speakers, "cached": cached,
+                "operating_point": {**{k: v for k, v in point.items() if k != "latencies"}, **latency_summary(point["latencies"])},
+                "sweep": [{k: v for k, v in r.items() if k not in ("latencies", "by_source")} | latency_summary(r["latencies"]) for r in rows],
+            })
+    if synth_dir is None:
+        notes.append("no --synth-dir: the synthesized negatives are skipped")
+    return {
+        "streams": streams,
+        "speakers": split,
+        "notes": notes,
+        "checks": {"replay_equals_direct_run": all(checks) if checks else None, "streams_checked": len(checks)},
+        "compute": {"model_ms_per_call": round(1000 * compute / max(calls, 1), 3), "model_calls": calls, "hops": hops,
+                    "model_ms_per_hop": round(1000 * compute / max(hops, 1), 3),
+                    "gated_fraction": round(1 - calls / hops, 4) if hops else None,
+                    "model_real_time_factor": round(compute / audio_seconds, 5) if audio_seconds else None,
+                    "pipeline_real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,
+                    "audio_seconds": round(audio_seconds, 1), "threads": torch.get_num_threads()},
+        "config": {"snr_db": snr_db, "minutes_per_stream": minutes, "hop_ms": hop_seconds * 1000,
+                   "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance, "seed": seed,
+                   "noise_rms": noise_rms, "gap_s": [0.5, 1.5], **smoothing.__dict__, "thresholds": thresholds,
+                   "gate_db": gate_db},
+    }
+
+
+# ------------------------------------------------------------------------------------------ report
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def _num(x, pattern="{:.1f}") -> str:
+    return "-" if x is None else pattern.format(round(x, 2) + 0.0)  # + 0.0: no "-0.00"
+
+
+def detection_tables(report: dict) -> str:
+    """The report in markdown: the operating point per stream, false accepts by source, the DET table
+    and the speakers of each half."""
+    c = report["config"]
+    op = c["detection_threshold"]
+    lines = [f"Operating point: threshold {op:g}, average window {c['average_window_ms']:g} ms, minimum count "
+             f"{c['minimum_count']}, suppression {c['suppression_ms']:g} ms, hop {c['hop_ms']:g} ms; SNR {c['snr_db']:g} dB; "
+             f"a hit is the right label from the word's start to {c['tolerance_s']:g} s after its end.", "",
+             "| stream | audio (min) | commands | hits | miss rate | other speech (min) | false accepts on other speech | per hour | wrong label on a command | latency median (s) | p90 (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in report["streams"]:
+        p = s["operating_point"]
+        repeats = f" (+{p['repeats']} repeats)" if p["repeats"] else ""
+        lines.append(f"| {s['stream']} | {s['seconds'] / 60:.1f} | {p['commands']} | {p['hits']} | {_pct(p['miss_rate'])} | "
+                     f"{p['other_seconds'] / 60:.1f} | {p['false_accepts_on_speech']} | {_num(p['false_accepts_per_hour'])} | "
+                     f"{p['wrong_label']}{repeats} | "
+                     f"{_num(p['latency_median_s'], '{:.2f}')} | {_num(p['latency_p90_s'], '{:.2f}')} |")
+    lines += ["", f"False accepts on other speech by source (threshold {op:g}):", "",
+              "| stream | source | words | minutes | false accepts | per hour |", "|---|---|---:|---:|---:|---:|"]
+    for s in report["streams"]:
+        for name, b in s["operating_point"]["by_source"].items():
+            if not b["words"] and not b["false_accepts"]:
+                continue
+            lines.append(f"| {s['stream']} | {name} | {b['words'] or '-'} | {b['seconds'] / 60:.1f} | {b['false_accepts']} | "
+                         f"{_num(b['false_accepts_per_hour'])} |")
+    lines += ["", "DET: miss rate / false accepts per hour of other speech, by threshold (`*`: the operating point)", "",
+              "| threshold | " + " | ".join(s["stream"] for s in report["streams"]) + " |",
+              "|---:|" + "---:|" * len(report["streams"])]
+    for i, t in enumerate(c["thresholds"]):
+        cells = [f"{_pct(s['sweep'][i]['miss_rate'])} / {_num(s['sweep'][i]['false_accepts_per_hour'])}" for s in report["streams"]]
+        lines.append(f"| {t:g}{' *' if t == op else ''} | " + " | ".join(cells) + " |")
+    sp = report["speakers"]
+    lines += ["", "Speakers:"]
+    for h in HALVES:
+        if h not in sp["halves"]:
+            continue
+        x = sp["halves"][h]
+        lines.append(f"- {h.upper()}: commands and `_unknown_` words of {len(x['speech_commands_v2_test_dev'])} "
+                     f"speech_commands_v2_test_dev speakers ({', '.join(x['speech_commands_v2_test_dev'])}); FSDD "
+                     f"{', '.join(x['fsdd'])}; {len(x['sc_v1_sample'])} speech_commands_v1_sample speakers "
+                     f"({', '.join(x['sc_v1_sample'])})")
+        synth = sorted({v for s in report["streams"] if s["half"] == h for k, vs in s["speakers"].items() if k.startswith("synth_") for v in vs})
+        if synth:
+            lines.append(f"  synthesized voices (engine:voice:variant): {', '.join(synth)}")
+    lines.append(f"- trained on (not used): {len(sp['trained_on']['speech_commands_v2_test_dev'])} speech_commands_v2_test_dev "
+                 f"speakers; FSDD: {sp['trained_on']['fsdd']}; speech_commands_v1_sample: {sp['trained_on']['sc_v1_sample']}")
+    comp = report["compute"]
+    if comp["hops"]:
+        gate = c.get("gate_db")
+        gated = (f"energy gate {gate:g} dB: the model ran on {100 * (1 - comp['gated_fraction']):.0f} % of the hops "
+                 f"({comp['model_ms_per_call']:.2f} ms a call); " if gate else "no energy gate; ")
+        lines += ["", f"compute ({comp['threads']} thread, {c.get('engine', 'torch')}): {gated}model {comp['model_ms_per_hop']:.2f} ms per hop, "
+                      f"whole pipeline real-time factor {comp['pipeline_real_time_factor']:.4f} over {comp['audio_seconds'] / 60:.1f} min of audio; "
+                      f"replayed smoothing equals the run at threshold {op:g}: {report['checks']['replay_equals_direct_run']}"]
+    for n in report["notes"]:
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def det_plot(report: dict, path: str | os.PathLike, title: str | None = None) -> None:
+    """The DET curves (miss rate against false accepts per hour of other speech, one line per stream)
+    as a PNG, the operating point of each marked and the issue's target (<= 5 % misses at <= 2 per
+    hour) shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    op = report["config"]["detection_threshold"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=110)
+    ax.fill_between([0, 2], [0, 0], [5, 5], color="tab:green", alpha=0.15, label="target: <= 5 % missed, <= 2 FA/h")
+    styles = {("test", "real"): ("tab:blue", "-"), ("dev", "real"): ("tab:blue", "--"),
+              ("test", "synth"): ("tab:orange", "-"), ("dev", "synth"): ("tab:orange", "--")}
+    for n, s in enumerate(report["streams"]):
+        color, line = styles.get((s["half"], s["negatives"]), ("gray", ":"))
+        points = [(r["false_accepts_per_hour"], 100 * r["miss_rate"]) for r in s["sweep"]
+                  if r["miss_rate"] is not None and r["false_accepts_per_hour"] is not None]
+        if not points:
+            continue
+        ax.plot(*zip(*points), line, color=color, marker=".", label=s["stream"])
+        if n == 0:  # the thresholds along the first curve
+            for r in s["sweep"]:
+                if r["threshold"] in (0.3, 0.7, 0.8, 0.9, 0.95) and r["miss_rate"] is not None and r["false_accepts_per_hour"] is not None:
+                    ax.annotate(f"{r['threshold']:g}", (r["false_accepts_per_hour"], 100 * r["miss_rate"]), textcoords="offset points",
+                                xytext=(4, 4), fontsize=7, color=color)
+        p = s["operating_point"]
+        if p["miss_rate"] is not None and p["false_accepts_per_hour"] is not None:
+            ax.plot([p["false_accepts_per_hour"]], [100 * p["miss_rate"]], "o", color=color, markersize=9, markerfacecolor="none", markeredgewidth=2)
+    ax.plot([], [], "o", color="black", markerfacecolor="none", markeredgewidth=2, label=f"defaults (threshold {op:g})")
+    ax.set_xscale("symlog", linthresh=1.0)  # 0 .. 1 linear, then logarithmic: thresholds with no false accept show at 0
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("false accepts per hour of non-command speech")
+    ax.set_ylabel("commands missed (%)")
+    ax.set_title(title or "Detection error trade-off, sweep of the detection threshold")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out)
+
+
+# ------------------------------------------------------------------------------------------ command line
+def add_detection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default="commands", help="model name or file (default: commands)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="PyTorch or onnxruntime, as 'speech listen --engine' (default: auto, what the live tool uses)")
+    parser.add_argument("--data", default=str(shared_data_dir()),
+                        help="the shared data folder: speech_commands_v2_test_dev, fsdd, speech_commands_v1_sample (default: $SPEECH_DATA_DIR or ../shared/data)")
+    parser.add_argument("--noise-dir", default=default_noise_dir(),
+                        help="background noise recordings (default: the shared data's background_noise/)")
+    parser.add_argument("--synth-dir", metavar="DIR",
+                        help="synthesized negatives: the output of 'speech synth --phrases'; made there from the built-in "
+                             "sentences (or --sentences) when DIR has no synth.jsonl. Without it they are skipped")
+    parser.add_argument("--sentences", metavar="FILE", help="sentences to synthesize into --synth-dir, one a line, no command word")
+    parser.add_argument("--synth-engines", default=SYNTH_ENGINES, help="engines for --synth-dir (default: %(default)s)")
+    parser.add_argument("--synth-variants", type=int, default=4, help="voices per engine for --synth-dir; even ones DEV, odd TEST (default: 4)")
+    parser.add_argument("--synth-jobs", type=int, default=1, help="synthesis processes (default: 1)")
+    parser.add_argument("--halves", nargs="+", choices=HALVES, default=list(HALVES), help="speaker halves to measure (default: test dev)")
+    parser.add_argument("--snr", type=float, default=10.0, help="SNR of every word over the noise, dB (default: 10)")
+    parser.add_argument("--minutes", type=float, help="length of each stream (default: as long as every clip of the half once)")
+    parser.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default: 100)")
+    parser.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="the operating point's threshold (default: 0.5)")
+    parser.add_argument("--suppression-ms", type=float, default=1000.0, help="suppression time (default: 1000)")
+    parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
+    parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
+                        help="the spotter's energy gate, as 'speech listen --gate-db'; 0: off (default: %(default)s)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS), help="the sweep (default: 0.2 .. 0.99)")
+    parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="seconds after a word's end a detection still hits it (default: 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
+    parser.add_argument("--cache", metavar="DIR", help="keep the posteriors of each stream here (a rerun skips the model)")
+    parser.add_argument("--out", metavar="FILE", action="append", default=[],
+                        help="also write the tables (FILE.md) or the report (FILE.json); may be given twice")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the DET curves as a PNG")
+
+
+def run_detection(args: argparse.Namespace) -> int:
+    import torch
+
+    from speech.checkpoint import resolve_model_path
+    from speech.streaming import SmoothingConfig
+    from speech.transcribe import UsageError, load_recognizer
+
+    torch.set_num_threads(1)
+    info = machine_info()
+    say = lambda line: print(f"detection: {line}", file=sys.stderr)  # noqa: E731
+    try:
+        if (args.minutes is not None and args.minutes <= 0) or args.hop_ms <= 0 or not 0 < args.threshold <= 1:
+            raise UsageError("--minutes and --hop-ms must be positive, --threshold in (0, 1]")
+        if any(not 0 < t <= 1 for t in args.thresholds):
+            raise UsageError("--thresholds must be in (0, 1]")
+        if not args.noise_dir or not Path(args.noise_dir).is_dir():
+            raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
+        for name in (SPEECH_COMMANDS_TEST, "fsdd", "speech_commands_v1_sample"):
+            if not (Path(args.data) / name).is_dir():
+                raise UsageError(f"--data {args.data}: no {name}/ folder")
+        for path in args.out + ([args.plot] if args.plot else []):
+            if not Path(path).resolve().parent.is_dir():
+                raise UsageError(f"{path}: the folder does not exist")
+        recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
+        model_file = resolve_model_path(args.model)
+        model_key = hashlib.sha256(Path(model_file).read_bytes()).hexdigest() if Path(model_file).is_file() else str(model_file)
+        synth_dir = args.synth_dir
+        if synth_dir:
+            why = make_synth_negatives(synth_dir, args.sentences, args.synth_engines, args.synth_variants, jobs=args.synth_jobs)
+            if why:
+                say(why)
+                synth_dir = None
+        smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
+        report = detection_benchmark(
+            recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
+            snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,
+            thresholds=args.thresholds, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
+            cache=args.cache, model_key=model_key, progress=say, gate_db=args.gate_db if args.gate_db > 0 else None)
+        if args.synth_dir and synth_dir is None:
+            report["notes"] = [n for n in report["notes"] if "--synth-dir" not in n] + [why]
+    except (UsageError, ValueError, OSError) as err:
+        error("detection", str(err))
+        return EXIT_USAGE
+    report["config"].update(model=str(args.model), engine=recognizer.engine, data=str(args.data))
+    report["machine"] = machine_line(info, load_now())
+    table = detection_tables(report)
+    print(table)
+    for path in args.out:
+        write_report(path, report, table)
+    if args.plot:
+        det_plot(report, args.plot, f"DET of '{args.model}' ({recognizer.engine}), {args.snr:g} dB SNR, speakers never trained on")
+    return EXIT_OK
