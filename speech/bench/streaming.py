@@ -16,8 +16,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from speech.api import DEFAULT_GATE_DB
 from speech.bench.measure import shared_data_dir
 from speech.data.streams import active_span, noise_track  # noqa: F401 (the stream pieces live in the library)
 
@@ -145,6 +146,7 @@ def streaming_benchmark(
     recognizer, rows, noise_dir: str, *, minutes: float = 3.0, snrs: tuple[float, ...] = (20.0, 10.0, 5.0),
     hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, block_ms: float = 50.0,
     seed: int = 0, tolerance: float = 1.5, noise_rms: float = 0.01, progress: Callable[[str], None] | None = None,
+    gate_db: float | None = None, compare_gate: bool = False,
 ) -> dict:
     """Build the benchmark streams from manifest ``rows`` and the noise recordings, run them and return
     ``{"conditions": [ConditionResult.to_json()...], "compute": {...}, "config": {...}}``.
@@ -152,7 +154,8 @@ def streaming_benchmark(
     Streams (``minutes`` each): command words (labels the model can say, except ``_silence_``/``_unknown_``)
     at each SNR; noise alone; other words (``_unknown_`` and words the model does not know) at the
     highest SNR. Words come from ``rows`` with replacement; classifiers are scored on labels, CTC
-    models on the text.
+    models on the text. ``gate_db``: the command spotter's energy gate (None: off); ``compare_gate``: run
+    every stream a second time without it and report both (hits and compute per hop).
     """
     import numpy as np
     import torch
@@ -187,9 +190,10 @@ def streaming_benchmark(
     command_clips, other_clips = load(commands), load(others)
     samples = int(minutes * 60 * rate)
 
-    def make_pipeline() -> StreamPipeline:
-        stage = make_stage(recognizer, hop_seconds, smoothing)
-        return StreamPipeline(stage, rate, rate)
+    def pipeline_with(gate: float | None) -> Callable[[], StreamPipeline]:
+        def make() -> StreamPipeline:
+            return StreamPipeline(make_stage(recognizer, hop_seconds, smoothing, gate_db=gate), rate, rate)
+        return make
 
     streams: list[tuple[str, np.ndarray, list[WordEvent]]] = []
     for snr in snrs:
@@ -201,24 +205,39 @@ def streaming_benchmark(
         insert_words(track, other_clips, max(snrs), rate, rng, noise_rms=noise_rms)
         streams.append((f"other words, SNR {max(snrs):g} dB", track, []))
 
-    results = []
-    for name, audio, events in streams:
-        if progress:
-            progress(name)
-        results.append(run_condition(name, audio, events, make_pipeline, rate, block_ms, tolerance))
-    seconds = sum(r.seconds for r in results)
-    compute = sum(r.compute_seconds for r in results)
-    calls = sum(r.model_calls for r in results)
-    wall = sum(r.wall_seconds for r in results)
-    per_call_ms = 1000 * compute / max(calls, 1)
-    return {
-        "conditions": [r.to_json() for r in results],
-        "compute": {
-            "model_ms_per_hop": round(per_call_ms, 3),
+    def run_all(gate: float | None) -> tuple[list[ConditionResult], dict]:
+        results = []
+        for name, audio, events in streams:
+            if progress:
+                progress(name + ("" if gate is None else f", gate {gate:g} dB"))
+            results.append(run_condition(name, audio, events, pipeline_with(gate), rate, block_ms, tolerance))
+        seconds = sum(r.seconds for r in results)
+        compute = sum(r.compute_seconds for r in results)
+        calls = sum(r.model_calls for r in results)
+        hops = sum(int(r.seconds / hop_seconds) for r in results) if not recognizer.is_ctc else calls
+        wall = sum(r.wall_seconds for r in results)
+        return results, {
+            "gate_db": gate,
+            "model_ms_per_hop": round(1000 * compute / max(hops, 1), 3),
+            "model_ms_per_call": round(1000 * compute / max(calls, 1), 3),
+            "model_calls": calls, "hops": hops,
             "model_real_time_factor": round(compute / seconds, 5) if seconds else None,
             "pipeline_real_time_factor": round(wall / seconds, 5) if seconds else None,
-            "hops": calls, "audio_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
-        },
+            "audio_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+            "per_stream": [{"condition": r.name, "model_calls": r.model_calls,
+                            "model_ms_per_hop": round(1000 * r.compute_seconds / max(int(r.seconds / hop_seconds), 1), 3)}
+                           for r in results],
+        }
+
+    results, compute = run_all(gate_db)
+    ungated = None
+    if compare_gate and gate_db is not None and not recognizer.is_ctc:
+        plain, plain_compute = run_all(None)
+        ungated = {"conditions": [r.to_json() for r in plain], "compute": plain_compute}
+    return {
+        "conditions": [r.to_json() for r in results],
+        "compute": compute,
+        "without_gate": ungated,
         "config": {
             "minutes_per_stream": minutes, "snr_db": list(snrs), "hop_ms": hop_seconds * 1000,
             "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance, "seed": seed,
@@ -226,6 +245,46 @@ def streaming_benchmark(
             "command_clips": len(command_clips), "other_clips": len(other_clips),
         },
     }
+
+
+LISTEN_PEAK = """
+import resource, sys
+from speech.cli import main
+rc = main(sys.argv[1:])
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "RC", rc)
+"""
+
+
+def listen_memory(model: str, minutes: Sequence[float], noise_dir: str, engine: str = "auto") -> list[dict]:
+    """Peak RSS of ``speech listen --input-file FILE --fast`` (its own process) on files of real background
+    noise ``minutes`` long (the recordings looped): what a long recording costs in memory."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    import soundfile as sf
+
+    from speech.audio import find_audio_files, load_audio
+
+    rate = 16000
+    noise = np.concatenate([load_audio(f, rate, max_duration=None).numpy() for f in find_audio_files(noise_dir)])
+    out = []
+    with tempfile.TemporaryDirectory(prefix="speech-listen-memory-") as folder:
+        for m in minutes:
+            path = Path(folder) / f"{m:g}min.wav"
+            with sf.SoundFile(path, "w", samplerate=rate, channels=1, subtype="PCM_16") as f:
+                left = int(m * 60 * rate)
+                while left > 0:  # written a piece at a time: the benchmark itself stays small
+                    piece = noise[: min(left, len(noise))]
+                    f.write(0.3 * piece)
+                    left -= len(piece)
+            proc = subprocess.run([sys.executable, "-c", LISTEN_PEAK, "listen", "--model", model, "--engine", engine,
+                                   "--input-file", str(path), "--fast", "--json"], capture_output=True, text=True)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("PEAK_KB")]
+            if proc.returncode != 0 or not line:
+                raise ValueError(f"speech listen on {m:g} min failed: {proc.stderr.strip()[-300:]}")
+            out.append({"minutes": m, "peak_mb": int(line[0].split()[1]) / 1024})
+    return out
 
 
 def benchmark_table(report: dict) -> str:
@@ -241,11 +300,25 @@ def benchmark_table(report: dict) -> str:
             f"| {r['condition']} | {r['seconds']:.0f} | {r['words'] or '-'} | {r['hits'] if r['words'] else '-'} | "
             f"{fmt(rate, '{:.1f} %')} | {r['false_accepts']} | {r['false_accepts_per_hour']:.1f} | "
             f"{fmt(r['latency_median_s'], '{:.2f}')} | {fmt(r['latency_p90_s'], '{:.2f}')} |")
-    c = report["compute"]
     lines.append("")
-    lines.append(f"compute ({c['threads']} thread, {report['config'].get('engine', 'torch')}): model {c['model_ms_per_hop']:.2f} ms per hop of "
-                 f"{report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
-                 f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
+    engine = report["config"].get("engine", "torch")
+    runs = [("", report["compute"])]
+    if report.get("without_gate"):
+        plain = report["without_gate"]
+        same = [r["hits"] for r in plain["conditions"]] == [r["hits"] for r in report["conditions"]]
+        lines.append(f"without the energy gate: hits {', '.join(str(r['hits']) for r in plain['conditions'] if r['words'])}, "
+                     f"false accepts {', '.join(str(r['false_accepts']) for r in plain['conditions'])} "
+                     f"({'the same hits' if same else 'hits differ'})")
+        runs.append(("without the gate: ", plain["compute"]))
+    for what, c in runs:
+        gate = c.get("gate_db")
+        gated = f"gate {gate:g} dB, the model on {100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops; " if gate else ""
+        lines.append(f"{what}compute ({c['threads']} thread, {engine}; {gated or 'no gate; '}): model {c['model_ms_per_hop']:.2f} ms "
+                     f"per hop of {report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
+                     f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
+    if report.get("memory"):
+        lines.append("peak memory of `speech listen --input-file --fast`: " + ", ".join(
+            f"{m['minutes']:g} min {m['peak_mb']:.0f} MB" for m in report["memory"]))
     return "\n".join(lines)
 
 
@@ -285,6 +358,11 @@ def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
     parser.add_argument("--tolerance", type=float, default=1.5, help="seconds after a word's end a detection still counts (default: 1.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
+    parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
+                        help="the energy gate, as 'speech listen --gate-db'; 0: off (default: %(default)s)")
+    parser.add_argument("--compare-gate", action="store_true", help="also run every stream without the gate and report both")
+    parser.add_argument("--memory-minutes", type=float, nargs="*", default=[],
+                        help="also measure the peak memory of 'speech listen --input-file --fast' on files this long (e.g. 1 60)")
     parser.add_argument("--out", metavar="FILE", help="also write the table (FILE.md) or the report (FILE.json)")
 
 
@@ -312,7 +390,10 @@ def run_streaming(args: argparse.Namespace) -> int:
         report = streaming_benchmark(
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
             smoothing=smoothing, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
-            progress=lambda name: print(f"streaming: {name}", file=sys.stderr))
+            progress=lambda name: print(f"streaming: {name}", file=sys.stderr),
+            gate_db=args.gate_db if args.gate_db > 0 else None, compare_gate=args.compare_gate)
+        if args.memory_minutes:
+            report["memory"] = listen_memory(args.model, args.memory_minutes, args.noise_dir, args.engine)
     except (UsageError, ValueError) as err:
         error("streaming", str(err))
         return EXIT_USAGE
