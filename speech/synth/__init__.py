@@ -1,10 +1,10 @@
 """Synthesized training data (``speech synth``): labelled command clips and noise from offline
-text-to-speech engines (flite, festival, espeak-ng, espeak-accent, Piper).
+text-to-speech engines (flite, festival, espeak-ng, espeak-accent, Piper, Kokoro).
 
 Inside: ``plan`` (items and each clip's parameters, from hashes), ``engines/`` (one module per engine
 behind one :class:`~speech.synth.engines.base.Engine` interface, and the ``ENGINES`` registry),
 ``postprocess`` (resample, trim, filter, level, centre), ``runner`` (the resumable parallel run and
-its progress line), ``noise`` (white, pink, brown, hum, babble) and ``cli`` (``speech synth``).
+its progress bar), ``noise`` (white, pink, brown, hum, babble) and ``cli`` (``speech synth``).
 The names below are the package's face; the rest is imported from its module.
 """
 from speech.synth.cli import add_arguments, main, run

