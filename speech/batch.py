@@ -190,19 +190,13 @@ def default_jobs() -> int:
 
 
 # ------------------------------------------------------------------------------- worker processes
-_WORKER: dict = {}  # in a worker process: its Recognizer and the arguments of recognize_items
+_WORKER: dict = {}  # set before the pool forks: the Recognizer and the arguments of recognize_items
 
 
-def _start_worker(model: str, engine: str, batch_size: int, max_window: float | None, kwargs: dict) -> None:
+def _start_worker() -> None:
     import torch
 
-    from speech.api import load
-
     torch.set_num_threads(1)  # one process per core: no thread of one process competes with another's
-    recognizer = load(model, engine=engine, device="cpu", threads=1, batch_size=batch_size).recognizer
-    if max_window is not None:
-        recognizer.max_window_seconds = max_window
-    _WORKER.update(recognizer=recognizer, kwargs=kwargs)
 
 
 def _work(items: list[Item], options) -> list[Record]:
@@ -211,20 +205,22 @@ def _work(items: list[Item], options) -> list[Record]:
 
 
 def recognize_items_in_processes(
-    model: str, items: list[Item], options, *, workers: int, engine: str = "torch", batch_size: int = 32,
-    max_window: float | None = None, group_size: int = GROUP_SIZE, **kwargs,
+    recognizer, items: list[Item], options, *, workers: int, group_size: int = GROUP_SIZE, **kwargs,
 ) -> Iterator[Record]:
-    """:func:`recognize_items` spread over ``workers`` processes (each loads ``model`` once and runs one
-    thread): groups of ``group_size`` items go to whichever process is free, and the records come back in
-    input order. ``kwargs``: ``segments``, ``hop_seconds``, ``max_duration``. The answers are those of one
-    process (the same model, the same batching of each group)."""
+    """:func:`recognize_items` spread over ``workers`` processes forked from this one (so each has the
+    loaded ``recognizer`` without loading it again, and runs one thread): groups of ``group_size`` items go
+    to whichever process is free, and the records come back in input order. ``kwargs``: ``segments``,
+    ``hop_seconds``, ``max_duration``. The answers are those of one process (the same model, the same
+    batching of each group). CPU models only (CUDA does not survive a fork)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    if recognizer.device.type != "cpu":
+        raise ValueError("worker processes run CPU models; use one process on a GPU")
     groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch thread pool copied by fork
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                               initargs=(model, engine, batch_size, max_window, kwargs))
+    _WORKER.update(recognizer=recognizer, kwargs=kwargs)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_start_worker)
     pending: list[Future] = []
     try:
         ahead = iter(groups)
@@ -242,3 +238,4 @@ def recognize_items_in_processes(
         for f in pending:
             f.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+        _WORKER.clear()

@@ -266,9 +266,7 @@ def run(args: argparse.Namespace) -> int:
             workers = args.workers or (os.cpu_count() or 1 if len(items) >= PARALLEL_FROM else 1)
             if workers > 1 and recognizer.device.type == "cpu":
                 records = recognize_items_in_processes(
-                    args.model, items, options, workers=workers, engine="onnx" if recognizer.engine == "onnx" else "torch",
-                    batch_size=args.batch_size,
-                    max_window=args.max_window, group_size=args.group_size, segments=args.segments,
+                    recognizer, items, options, workers=workers, group_size=args.group_size, segments=args.segments,
                     hop_seconds=args.segment_hop, max_duration=args.max_duration)
             else:
                 records = recognize_items(
