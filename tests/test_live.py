@@ -357,5 +357,5 @@ def test_streaming_benchmark_smoke(command_model, prepared, tmp_path, capsys):
                         "--minutes", 0.1, "--snr", 20, "--out", tmp_path / "bench.md", "--engine", "torch",
                         "--compare-gate", "--memory-minutes", 0.1, 0.3)
     assert rc == 0 and (tmp_path / "bench.md").read_text().startswith("| stream |")
-    assert "1 thread, torch; gate 10 dB" in out and "without the gate: compute (1 thread, torch; no gate" in out
+    assert "1 thread, torch; gate 10 dB" in out and "without the gate: compute (1 thread, torch; no gate)" in out
     assert "without the energy gate: hits" in out and "peak memory of `speech listen --input-file --fast`: 0.1 min" in out

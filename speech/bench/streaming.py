@@ -312,8 +312,8 @@ def benchmark_table(report: dict) -> str:
         runs.append(("without the gate: ", plain["compute"]))
     for what, c in runs:
         gate = c.get("gate_db")
-        gated = f"gate {gate:g} dB, the model on {100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops; " if gate else ""
-        lines.append(f"{what}compute ({c['threads']} thread, {engine}; {gated or 'no gate; '}): model {c['model_ms_per_hop']:.2f} ms "
+        gated = f"gate {gate:g} dB, the model on {100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops" if gate else "no gate"
+        lines.append(f"{what}compute ({c['threads']} thread, {engine}; {gated}): model {c['model_ms_per_hop']:.2f} ms "
                      f"per hop of {report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
                      f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
     if report.get("memory"):
