@@ -32,7 +32,6 @@ import bisect
 import hashlib
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
@@ -42,7 +41,7 @@ from speech.api import DEFAULT_GATE_DB
 from speech.bench.detection_data import (
     DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, load_clips, make_synth_negatives,
 )
-from speech.bench.streaming import default_noise_dir, error, write_report
+from speech.bench.streaming import default_noise_dir, error, feed_fast, write_report
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +81,7 @@ def stream_posteriors(recognizer, audio: np.ndarray, hop_seconds: float = 0.1, s
     (None: off; gated hops carry the ``_silence_`` posterior the spotter gives them)."""
     import numpy as np
 
-    from speech.streaming import BlockQueue, FileInput, RecognizeCommands, StreamPipeline, make_stage, run_stream
+    from speech.streaming import RecognizeCommands, StreamPipeline, make_stage
 
     class Recorder(RecognizeCommands):
         """The spotter's smoothing, keeping what it is given."""
@@ -98,17 +97,7 @@ def stream_posteriors(recognizer, audio: np.ndarray, hop_seconds: float = 0.1, s
     rate = recognizer.sample_rate
     stage = make_stage(recognizer, hop_seconds, smoothing, gate_db=gate_db)
     stage.smoother = Recorder(recognizer.labels, stage.smoother.config)
-    pipeline = StreamPipeline(stage, rate, rate)
-    blocks = BlockQueue()
-    source = FileInput(audio, rate, max(1, int(rate * block_ms / 1000)), realtime=False)
-    found: list = []
-    t0 = time.perf_counter()
-    source.start(blocks)
-    try:
-        summary = run_stream(blocks, pipeline, found.append)
-    finally:
-        source.stop()
-    wall = time.perf_counter() - t0
+    found, summary, wall = feed_fast(StreamPipeline(stage, rate, rate), audio, rate, block_ms)
     seen = stage.smoother.seen
     times = np.array([t for t, _ in seen], dtype=np.float64)
     probs = np.stack([p for _, p in seen]) if seen else np.zeros((0, len(recognizer.labels)), np.float32)

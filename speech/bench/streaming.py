@@ -121,12 +121,11 @@ def score_detections(detections: list[Detection], events: list[WordEvent], toler
     return hits, false, latencies
 
 
-def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pipeline: Callable[[], StreamPipeline],
-                  sample_rate: int, block_ms: float, tolerance: float) -> ConditionResult:
-    """Feed ``audio`` through a fresh pipeline as ``--input-file --fast`` does and score it."""
+def feed_fast(pipeline: StreamPipeline, audio: np.ndarray, sample_rate: int, block_ms: float):
+    """Feed ``audio`` through ``pipeline`` as ``speech listen --input-file --fast`` does (a file feeder
+    thread, the block queue, :func:`~speech.streaming.run_stream`): ``(detections, summary, wall seconds)``."""
     from speech.streaming import BlockQueue, FileInput, run_stream
 
-    pipeline = make_pipeline()
     blocks = BlockQueue()
     source = FileInput(audio, sample_rate, max(1, int(sample_rate * block_ms / 1000)), realtime=False)
     found: list[Detection] = []
@@ -136,7 +135,13 @@ def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pi
         summary = run_stream(blocks, pipeline, found.append)
     finally:
         source.stop()
-    wall = time.perf_counter() - t0
+    return found, summary, time.perf_counter() - t0
+
+
+def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pipeline: Callable[[], StreamPipeline],
+                  sample_rate: int, block_ms: float, tolerance: float) -> ConditionResult:
+    """Feed ``audio`` through a fresh pipeline as ``--input-file --fast`` does and score it."""
+    found, summary, wall = feed_fast(make_pipeline(), audio, sample_rate, block_ms)
     hits, false, latencies = score_detections(found, events, tolerance)
     return ConditionResult(name, summary.seconds, len(events), hits, false, latencies,
                            summary.compute_seconds, summary.model_calls, wall)
