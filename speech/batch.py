@@ -3,8 +3,8 @@
 
 Audio is decoded in a thread pool one group ahead of the model, and each group goes to the
 :class:`~speech.recognizer.Recognizer` (length-sorted batches). A file that cannot be read gives a record
-with ``error`` set and the rest go on. ``speech transcribe``, ``speech evaluate`` and
-:meth:`speech.Model.transcribe` all run this.
+with ``error`` set and the rest go on. ``speech transcribe`` and ``speech evaluate`` run this
+(:meth:`speech.Model.transcribe` loads its clips itself and calls the same Recognizer).
 """
 from __future__ import annotations
 

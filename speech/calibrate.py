@@ -7,7 +7,8 @@ rate the share of command clips that fire their own command. :func:`choose_opera
 lowest threshold whose false-accept rate is at most the target, so as many commands as possible still
 fire. ``speech train`` saves it in ``model.pt`` (``info["operating_point"]``, with what it was measured on)
 when ``trainer.operating_point_far`` is set, and ``speech transcribe``, ``speech listen`` and
-:meth:`speech.Model.transcribe` use it when no threshold is given.
+:meth:`speech.Model.transcribe` use it when no threshold is given: a command scoring below it is answered
+``_unknown_`` (``speech evaluate`` scores the best class unless given ``--threshold``).
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ def rates_at(threshold: float, best: torch.Tensor, score: torch.Tensor, targets:
 def choose_operating_point(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[str],
                            target_far: float, measured_on: str = "") -> dict:
     """The lowest threshold (in 0.01 steps, from 0.5) whose false-accept rate on non-command clips is at
-    most ``target_far``. Returns ``{"threshold", "target_false_accept_rate", "false_accept_rate",
-    "hit_rate", "commands", "non_commands", "measured_on"}`` (plain values, for ``model.pt``)."""
+    most ``target_far`` (1.0, with ``target_met`` False, when none is). Returns ``{"threshold",
+    "target_false_accept_rate", "false_accept_rate", "hit_rate", "commands", "non_commands", "measured_on",
+    "target_met"}`` (plain values, for ``model.pt``)."""
     if not 0 < target_far < 1:
         raise ValueError(f"target false-accept rate must be in (0, 1), not {target_far}")
     is_command = torch.tensor([label not in NON_COMMANDS for label in labels])
@@ -47,18 +49,18 @@ def choose_operating_point(probabilities: torch.Tensor, targets: torch.Tensor, l
     if not is_command[targets].any() or is_command[targets].all():
         raise ValueError("an operating point needs command clips and non-command clips (_unknown_ / _silence_)")
     best, score = fire_scores(probabilities.float(), labels)
-    chosen, rates = 1.0, rates_at(1.0, best, score, targets, is_command)
+    chosen, rates, met = 1.0, rates_at(1.0, best, score, targets, is_command), False
     for step in range(50, 101):  # below 0.5 a second class can outscore the best: not a decision anyone wants
         threshold = step / 100
         hit, far = rates_at(threshold, best, score, targets, is_command)
         if far <= target_far:
-            chosen, rates = threshold, (hit, far)
+            chosen, rates, met = threshold, (hit, far), True
             break
     return {
         "threshold": chosen, "target_false_accept_rate": float(target_far),
         "false_accept_rate": round(rates[1], 5), "hit_rate": round(rates[0], 5),
         "commands": int(is_command[targets].sum()), "non_commands": int((~is_command[targets]).sum()),
-        "measured_on": measured_on,
+        "measured_on": measured_on, "target_met": met,
     }
 
 

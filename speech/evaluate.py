@@ -193,7 +193,8 @@ def metrics_json(result: dict, model: str, manifest: str, options=None) -> dict:
     keep["model"] = str(model)
     keep["manifest"] = str(manifest)
     if options is not None:
-        keep["decode"] = {"beam": options.beam, "grammar": options.grammar, "threshold": options.threshold}
+        keep["decode"] = {"beam": options.beam, "grammar": options.grammar,
+                          "threshold": options.threshold if options.threshold is not None else 0.0}
     return keep
 
 
@@ -269,6 +270,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_threads_argument(parser)
     parser.add_argument("--grammar", metavar="FILE", help="CTC models: only these phrases (one per line)")
     parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC models: beam width (default: 1 = greedy)")
+    parser.add_argument("--threshold", type=float, default=0.0, metavar="P",
+                        help="classifiers: score answers below P as _unknown_ (default: 0, the best class, whatever "
+                             "operating point the model saved; give its value to score at it)")
 
 
 def run(args: argparse.Namespace) -> int:

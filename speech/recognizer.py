@@ -21,6 +21,7 @@ from speech.decode import ctc_greedy_decode, ctc_prefix_beam_search, ctc_score_p
 from speech.text import Vocabulary, normalize_text
 
 UNKNOWN = "_unknown_"
+NON_COMMANDS = (UNKNOWN, "_silence_")
 
 
 @dataclass
@@ -90,6 +91,14 @@ class Recognizer:
             vocab_unit = m.config.vocabulary
             self.info = getattr(m, "info", {})
         self.vocabulary = Vocabulary(self.labels, vocab_unit) if self.is_ctc else None
+        point = self.info.get("operating_point")
+        if point is not None and not self.is_ctc:
+            threshold = point.get("threshold") if isinstance(point, dict) else None
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+                from speech.checkpoint import ModelFileError
+
+                where = model if isinstance(model, (str, Path)) else "model"
+                raise ModelFileError(f"{where}: the saved operating point's threshold must be a number in [0, 1], not {threshold!r}")
         self.batch_size = batch_size
         self.window_seconds = float(self.info.get("clip_seconds") or 1.0)
         # a classifier trained on fixed-length clips sees shorter ones centred in that length, as in training
@@ -137,7 +146,8 @@ class Recognizer:
             best = top_k(output[None], max(options.top_k, 1))[0]
             alternatives = [(self.labels[i], p) for i, p in best]
             text, score = alternatives[0]
-            if score < self.threshold(options):
+            # a saved operating point decides whether a command fires; an explicit threshold any answer
+            if score < self.threshold(options) and (options.threshold is not None or text not in NON_COMMANDS):
                 text = UNKNOWN
             return Result(text, score, alternatives)
         if options.grammar:

@@ -121,6 +121,21 @@ def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
     return {"accuracy": metrics["accuracy"], "count": metrics["count"]}
 
 
+def check_operating_point(cfg: TrainConfig, model: SpeechModel, valid_set, labels: list[str]) -> None:
+    """``trainer.operating_point_far`` needs a classifier with ``_unknown_``/``_silence_`` and a validation
+    set: said before the first epoch, not after the last."""
+    far = cfg.trainer.operating_point_far
+    if not far:
+        return
+    from speech.calibrate import NON_COMMANDS
+
+    if not 0 < far < 1:
+        raise SystemExit(f"speech train: trainer.operating_point_far must be in (0, 1), not {far}")
+    if model.is_ctc or not valid_set or not set(labels) & set(NON_COMMANDS):
+        raise SystemExit("speech train: trainer.operating_point_far needs a classifier with _unknown_ or _silence_ "
+                         "among its labels and a validation set")
+
+
 def calibrate(model: SpeechModel, valid_loader, device, labels: list[str], cfg: TrainConfig) -> dict:
     """The operating point (``speech.calibrate``) on the validation set, for ``trainer.operating_point_far``."""
     from speech.calibrate import choose_operating_point, probabilities_of
@@ -130,6 +145,9 @@ def calibrate(model: SpeechModel, valid_loader, device, labels: list[str], cfg: 
     probabilities, targets = probabilities_of(model, valid_loader, device)
     point = choose_operating_point(probabilities, targets, labels, cfg.trainer.operating_point_far,
                                    f"validation split of {cfg.data.root} ({len(targets)} clips)")
+    if not point["target_met"]:
+        print(f"operating point: no threshold up to 1.0 keeps the false accepts at {cfg.trainer.operating_point_far}; "
+              "saved 1.0", file=sys.stderr)
     print(f"operating point: threshold {point['threshold']:.2f}: false accepts {100 * point['false_accept_rate']:.2f} % "
           f"of {point['non_commands']} non-command clips, hits {100 * point['hit_rate']:.1f} % of {point['commands']} "
           "commands (validation set)", file=sys.stderr)
@@ -204,6 +222,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     if train_set is None or len(train_set) == 0:
         raise SystemExit("speech train: the training manifest has no usable clips")
     model = SpeechModel(cfg.model, cfg.features, labels).to(device)
+    check_operating_point(cfg, model, valid_set, labels)
     if is_main:
         print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
               f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
@@ -365,7 +384,10 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         info = {**info_base, **{k: v for k, v in results.items() if k != "labels"},
                 "config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
         if cfg.trainer.operating_point_far > 0:
-            info["operating_point"] = results["operating_point"] = calibrate(final, valid_loader, device, labels, cfg)
+            try:
+                info["operating_point"] = results["operating_point"] = calibrate(final, valid_loader, device, labels, cfg)
+            except ValueError as err:  # e.g. a validation set without command clips: the model is still saved
+                print(f"operating point: not saved ({err})", file=sys.stderr)
         save_model(final.cpu(), run_dir / "model.pt", info)
         append_jsonl(run_dir / "metrics.jsonl", {"final": True, **{k: v for k, v in results.items()
                                                                   if k not in ("labels", "rank_weight_checksums")}})

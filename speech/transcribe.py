@@ -209,6 +209,14 @@ def error(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. under taskset or a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def load_recognizer(model: str, device: str = "auto", batch_size: int = 32, engine: str = "torch",
                     threads: int | None = None):
     """:func:`speech.load` for the verbs: the model's :class:`~speech.recognizer.Recognizer`, or
@@ -263,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(args.output) as stream:
             writer = Writer(stream, args.format, options.top_k, args.segments)
             writer.header()
-            workers = args.workers or (os.cpu_count() or 1 if len(items) >= PARALLEL_FROM else 1)
+            workers = args.workers or (usable_cores() if len(items) >= PARALLEL_FROM else 1)
             if workers > 1 and recognizer.device.type == "cpu":
                 records = recognize_items_in_processes(
                     recognizer, items, options, workers=workers, group_size=args.group_size, segments=args.segments,

@@ -88,3 +88,43 @@ def test_recipe_trains_from_a_word_list_and_ships_an_operating_point(tmp_path, c
     assert forced.text == forced.alternatives[0][0]
     assert "operating point: threshold" in proc.stderr
     assert (REPO_ROOT / "recipes" / "custom_commands" / "README.md").is_file()
+
+
+def test_saved_operating_point_is_checked_and_applies_only_to_commands(tmp_path, capsys):
+    """A broken operating point in a model file is a one-line error naming it; a sound one turns weak
+    commands into _unknown_ but leaves _silence_ alone, and speech evaluate scores the best class."""
+    import speech
+    from speech.checkpoint import load_model, save_model
+
+    model = load_model("commands")
+    bad = tmp_path / "bad.pt"
+    save_model(model, bad, {**model.info, "operating_point": {"threshold": "high"}})
+    rc, _, err = run_speech(capsys, "transcribe", "--model", bad, REPO_ROOT / "examples" / "yes.wav")
+    assert rc == 2 and "bad.pt" in err and "operating point" in err and "Traceback" not in err
+    strict = tmp_path / "strict.pt"
+    save_model(model, strict, {**model.info, "operating_point": {"threshold": 1.0, "measured_on": "test"}})
+    quiet = tmp_path / "quiet.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(quiet, 0.001 * np.random.default_rng(0).standard_normal(16000).astype("float32"), 16000)
+    loaded = speech.load(strict, engine="torch")
+    assert loaded.transcribe(quiet).text == "_silence_"  # not a command: the operating point does not apply
+    assert loaded.transcribe(REPO_ROOT / "examples" / "yes.wav").text == "_unknown_"  # a command below 1.0
+    assert loaded.transcribe(REPO_ROOT / "examples" / "yes.wav", threshold=0.0).text == "yes"
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(REPO_ROOT / "examples" / "yes.wav"), "duration": 1.0, "label": "yes"}) + "\n")
+    rc, out, _ = run_speech(capsys, "evaluate", "--model", strict, "--manifest", manifest, "--engine", "torch", "--out", tmp_path / "ev")
+    assert rc == 0 and json.loads((tmp_path / "ev" / "metrics.json").read_text())["accuracy"] == 1.0
+
+
+def test_operating_point_without_non_command_classes_fails_before_training(tmp_path, shared_dataset):
+    """FSDD's ten digits have no _unknown_/_silence_ class: a one-line error before the first epoch."""
+    shared_dataset("fsdd")
+    proc = subprocess.run(
+        [sys.executable, "-m", "speech.train", "recipe=fsdd_digits", "trainer.operating_point_far=0.01",
+         f"data.root={tmp_path / 'fsdd'}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "operating_point_far needs a classifier with _unknown_ or _silence_" in proc.stderr
+    assert "epoch=0" not in proc.stderr and not (tmp_path / "run" / "model.pt").exists()

@@ -51,3 +51,18 @@ def test_listen_peak_memory_does_not_grow_with_the_file(tmp_path):
     assert sf.info(ten).frames == 10 * sf.info(one).frames  # 19 MB of PCM, 38 MB as float32 in memory
     short, long = peak_kb(model, one), peak_kb(model, ten)
     assert long - short < 8 * 1024, (short, long)  # reading the whole file would add ~38 MB
+
+
+def test_a_truncated_file_ends_the_stream_with_one_line(tmp_path, capsys):
+    """Read block by block, a file whose data stops before its header says still fails with the file's name."""
+    from conftest import run_speech
+    from speech.bench.transcribe import make_random_model
+
+    model = make_random_model(tmp_path / "tiny.pt", hidden_size=16, num_layers=1)
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, 0.1 * np.random.default_rng(0).standard_normal(16000 * 20).astype(np.float32), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    rc, _, err = run_speech(capsys, "listen", "--model", model, "--engine", "torch", "--input-file", cut, "--fast", "--json")
+    assert rc == 2 and "cut.flac" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "cut.flac: " in line]) == 1  # the error, once

@@ -91,7 +91,11 @@ def phonemes(words: list[str]) -> dict[str, str]:
     if binary is None or not words:
         return {}
     text = "".join(f"{w}.\n" for w in words)
-    out = subprocess.run([binary, "-q", "-x", "-v", "en-us"], input=text, capture_output=True, text=True, timeout=600).stdout
+    try:
+        proc = subprocess.run([binary, "-q", "-x", "-v", "en-us"], input=text, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = proc.stdout if proc.returncode == 0 else ""
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     if len(lines) != len(words):  # espeak joined or split a clause: give up rather than misalign
         return {}
@@ -161,11 +165,19 @@ def synthesize_items(items: list[tuple[str, str]], folder: Path, voices: dict, v
 
     if not items:
         return []
-    out = folder / manifest if manifest else folder
+    seed = args.seed if seed is None else seed
+    out = (folder / manifest if manifest else folder) / f"seed{seed}"  # a clip's file name holds no seed
     settings = ClipSettings(clip_seconds=clip_seconds, max_speech=None, use_sox=bool(shutil.which("sox")))
-    synthesize(items, out, variants=variants, seed=args.seed if seed is None else seed, jobs=args.jobs,
-               settings=settings, progress=not args.quiet, voices=voices)
-    return read_manifest(out / "synth.jsonl")
+    synthesize(items, out, variants=variants, seed=seed, jobs=args.jobs, settings=settings,
+               progress=not args.quiet, voices=voices)
+    # the folder is shared between runs: keep only what this run planned (its engines, voices, variants)
+    planned = {(e, v) for e, vs in voices.items() for v in vs}
+    rows = []
+    for u in read_manifest(out / "synth.jsonl"):
+        engine, voice, variant = u.speaker.rsplit(":", 2)
+        if (engine, voice) in planned and int(variant) < variants:
+            rows.append(u)
+    return rows
 
 
 def validation_speaker(u: Utterance) -> bool:
@@ -195,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     vocabulary = common_words(max(args.negative_words, NEAR_MISS_VOCABULARY if args.near_misses else 0))
     command_words = sorted({w for c in commands for w in c.split()})
     misses = near_misses(command_words, vocabulary, args.near_misses)
+    if args.near_misses and not misses:
+        print("note: no near misses: finding them needs the espeak-ng program (apt-get install espeak-ng)", file=sys.stderr)
     negatives = negative_texts(commands, vocabulary[: args.negative_words], misses, args.seed)
 
     # synthesize: the commands, then unknown speech (labels name the folder; manifests get the classes)

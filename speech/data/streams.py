@@ -73,6 +73,9 @@ def noise_track(recordings: Sequence[np.ndarray], samples: int, rms: float, rng:
     ``rms``, joined with 20 ms fades."""
     import numpy as np
 
+    recordings = [r for r in recordings if len(r) > 0]
+    if not recordings and samples > 0:
+        raise ValueError("no noise recording holds any samples")
     out = np.zeros(samples, dtype=np.float32)
     fade = int(0.02 * sample_rate)
     pos = 0

@@ -170,15 +170,20 @@ class FileInput:
 
         from speech.audio import AudioError, _soundfile_cause, check_samples
 
+        read = 0
         try:
+            frames = sf.info(self.path).frames
             for block in sf.blocks(self.path, blocksize=self.block_frames, dtype="float32", always_2d=True):
                 mono = to_mono(block)
                 check_samples(mono, self.path)
+                read += len(mono)
                 yield np.clip(mono, -1.0, 1.0)[:, None]
         except AudioError:
             raise
         except Exception as err:  # soundfile's multi-line errors: one line naming the file
             raise AudioError(self.path, _soundfile_cause(err)) from None
+        if read < frames:
+            raise AudioError(self.path, f"truncated audio data: header says {frames} frames, read {read}")
 
     def _feed(self, blocks: BlockQueue) -> None:
         t0 = time.monotonic()
