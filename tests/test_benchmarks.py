@@ -148,3 +148,36 @@ def test_transcribe_benchmark_cold_start_and_workers(shared_data):
     assert positive(cold["ours_s"]) and positive(cold["sphinx_s"]) and cold["command"].startswith("speech transcribe ")
     text = transcribe.format_transcribe(result)
     assert "Cold start" in text and "compute bound" in text and result["params"]["workers"] == 2
+
+
+def test_whisper_transcripts_are_normalized_and_mapped_to_the_closest_command():
+    from speech.bench import whisper
+
+    assert whisper.normalize(" Yes.") == "yes" and whisper.normalize("Go!") == "go"
+    assert whisper.normalize("4 on") == "four on" and whisper.normalize("Left, right?") == "left right"
+    assert whisper.closest_command("yeah") == "yes" and whisper.closest_command("stopped") == "stop"
+    assert whisper.closest_command("") in measure.COMMANDS
+
+
+def test_whisper_benchmark_runs_or_says_what_to_install(shared_data, tmp_path, capsys):
+    """Whisper base is an optional extra: with it the benchmark scores both recognizers on the same real
+    clips; without it, one line naming what to install and exit 2."""
+    import json
+
+    from conftest import run_speech
+    from speech.bench import whisper
+
+    folder = shared_data / measure.SPEECH_COMMANDS_TEST
+    rows = [{"audio_filepath": str(p), "duration": 1.0, "label": w}
+            for w in ("yes", "stop") for p in sorted((folder / w).glob("*.wav"))[:2]]
+    manifest = tmp_path / "clips.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if whisper.missing():
+        rc, _, err = run_speech(capsys, "bench", "whisper", "--manifest", manifest)
+        assert rc == 2 and "pip install 'speech[whisper]'" in err and "Traceback" not in err
+        return
+    result = whisper.benchmark_whisper(str(manifest), 0)
+    for row in result["rows"].values():
+        assert 0 <= row["exact"] <= row["forced_choice"] <= 1 and positive(row["clips_per_second"])
+    assert result["rows"]["ours"]["forced_choice"] >= 0.75 and result["params"]["clips"] == 4
+    assert "Whisper base" in whisper.format_whisper(result)

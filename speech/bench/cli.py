@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "transcribe": "speech transcribe vs PocketSphinx on 1 s clips: throughput and accuracy",
     "streaming": "live pipeline on noise with inserted commands: hit rate, false accepts/hour, latency, compute",
     "detection": "live pipeline on commands among other speech, unseen speakers: DET curve (misses vs false accepts/hour)",
+    "whisper": "the commands model vs Whisper base (offline) on the same command clips: accuracy, clips/s, memory",
 }
 
 

@@ -18,6 +18,8 @@ WORKERS = {
     "build-worker": ("speech.bench.train_memory", "build_worker"),
     "pocketsphinx-worker": ("speech.bench.transcribe", "pocketsphinx_worker"),
     "transcribe-worker": ("speech.bench.transcribe", "transcribe_worker"),
+    "whisper-worker": ("speech.bench.whisper", "whisper_worker"),
+    "ours-worker": ("speech.bench.whisper", "ours_worker"),
 }
 
 
