@@ -12,6 +12,8 @@ when ``trainer.operating_point_far`` is set, and ``speech transcribe``, ``speech
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 
 NON_COMMANDS = ("_unknown_", "_silence_")
@@ -74,3 +76,24 @@ def probabilities_of(model, loader, device) -> tuple[torch.Tensor, torch.Tensor]
         probs.append(torch.softmax(output.float().cpu(), -1))
         targets.append(batch["targets"].cpu())
     return torch.cat(probs), torch.cat(targets)
+
+
+def check_calibration(target_far: float, is_ctc: bool, has_validation: bool, labels: list[str]) -> None:
+    """Whether an operating point can be chosen for this training: :class:`ValueError` (one line) if not."""
+    if not 0 < target_far < 1:
+        raise ValueError(f"must be in (0, 1), not {target_far}")
+    if is_ctc or not has_validation or not set(labels) & set(NON_COMMANDS):
+        raise ValueError("needs a classifier with _unknown_ or _silence_ among its labels and a validation set")
+
+
+def calibrate(model, loader, device, labels: list[str], target_far: float, measured_on: str) -> dict:
+    """:func:`choose_operating_point` on a classifier's answers over ``loader`` (the validation set), with
+    a one-line report on stderr."""
+    probabilities, targets = probabilities_of(model, loader, device)
+    point = choose_operating_point(probabilities, targets, labels, target_far, f"{measured_on} ({len(targets)} clips)")
+    if not point["target_met"]:
+        print(f"operating point: no threshold up to 1.0 keeps the false accepts at {target_far}; saved 1.0", file=sys.stderr)
+    print(f"operating point: threshold {point['threshold']:.2f}: false accepts {100 * point['false_accept_rate']:.2f} % "
+          f"of {point['non_commands']} non-command clips, hits {100 * point['hit_rate']:.1f} % of {point['commands']} "
+          "commands (validation set)", file=sys.stderr)
+    return point

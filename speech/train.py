@@ -32,6 +32,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
+from speech.calibrate import calibrate, check_calibration
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
 from speech.data.loaders import build_datasets, make_loader
@@ -121,39 +122,6 @@ def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
     return {"accuracy": metrics["accuracy"], "count": metrics["count"]}
 
 
-def check_operating_point(cfg: TrainConfig, model: SpeechModel, valid_set, labels: list[str]) -> None:
-    """``trainer.operating_point_far`` needs a classifier with ``_unknown_``/``_silence_`` and a validation
-    set: said before the first epoch, not after the last."""
-    far = cfg.trainer.operating_point_far
-    if not far:
-        return
-    from speech.calibrate import NON_COMMANDS
-
-    if not 0 < far < 1:
-        raise SystemExit(f"speech train: trainer.operating_point_far must be in (0, 1), not {far}")
-    if model.is_ctc or not valid_set or not set(labels) & set(NON_COMMANDS):
-        raise SystemExit("speech train: trainer.operating_point_far needs a classifier with _unknown_ or _silence_ "
-                         "among its labels and a validation set")
-
-
-def calibrate(model: SpeechModel, valid_loader, device, labels: list[str], cfg: TrainConfig) -> dict:
-    """The operating point (``speech.calibrate``) on the validation set, for ``trainer.operating_point_far``."""
-    from speech.calibrate import choose_operating_point, probabilities_of
-
-    if model.is_ctc or valid_loader is None:
-        raise SystemExit("speech train: trainer.operating_point_far needs a classifier and a validation set")
-    probabilities, targets = probabilities_of(model, valid_loader, device)
-    point = choose_operating_point(probabilities, targets, labels, cfg.trainer.operating_point_far,
-                                   f"validation split of {cfg.data.root} ({len(targets)} clips)")
-    if not point["target_met"]:
-        print(f"operating point: no threshold up to 1.0 keeps the false accepts at {cfg.trainer.operating_point_far}; "
-              "saved 1.0", file=sys.stderr)
-    print(f"operating point: threshold {point['threshold']:.2f}: false accepts {100 * point['false_accept_rate']:.2f} % "
-          f"of {point['non_commands']} non-command clips, hits {100 * point['hit_rate']:.1f} % of {point['commands']} "
-          "commands (validation set)", file=sys.stderr)
-    return point
-
-
 def main_metric(model: SpeechModel) -> str:
     return "sequence_accuracy" if model.is_ctc else "accuracy"
 
@@ -222,7 +190,11 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     if train_set is None or len(train_set) == 0:
         raise SystemExit("speech train: the training manifest has no usable clips")
     model = SpeechModel(cfg.model, cfg.features, labels).to(device)
-    check_operating_point(cfg, model, valid_set, labels)
+    if cfg.trainer.operating_point_far:  # said before the first epoch, not after the last
+        try:
+            check_calibration(cfg.trainer.operating_point_far, model.is_ctc, bool(valid_set), labels)
+        except ValueError as err:
+            raise SystemExit(f"speech train: trainer.operating_point_far {err}") from None
     if is_main:
         print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
               f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
@@ -385,7 +357,9 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                 "config": json.loads(json.dumps(dataclasses.asdict(cfg)))}
         if cfg.trainer.operating_point_far > 0:
             try:
-                info["operating_point"] = results["operating_point"] = calibrate(final, valid_loader, device, labels, cfg)
+                info["operating_point"] = results["operating_point"] = calibrate(
+                    final, valid_loader, device, labels, cfg.trainer.operating_point_far,
+                    f"validation split of {cfg.data.root}")
             except ValueError as err:  # e.g. a validation set without command clips: the model is still saved
                 print(f"operating point: not saved ({err})", file=sys.stderr)
         save_model(final.cpu(), run_dir / "model.pt", info)
