@@ -42,6 +42,16 @@ step "transcribe"
 "$S" transcribe --model commands-ctc --grammar grammar.txt lights_on.wav | grep -q $'\tlights on\t'
 "$S" transcribe --model run/model.pt "$SPEECH_DATA_DIR/fsdd/recordings/0_theo_0.wav" > /dev/null
 "$PY" -c "import speech; r = speech.load('commands').transcribe('yes.wav'); assert r.text == 'yes', r"
+step "transcribe without torch (the bundled ONNX copy)"
+"$PY" - <<'PY'
+import sys
+from speech.cli import main
+from speech.lite import BUNDLED, PRETRAINED_DIR
+assert (PRETRAINED_DIR / BUNDLED["commands"][1]).is_file(), "the wheel lacks speech/pretrained/commands.onnx"
+assert main(["transcribe", "yes.wav"]) == 0
+torch = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchaudio"))
+assert not torch, f"speech transcribe yes.wav imported {torch[:3]}: is commands.onnx older than commands.pt?"
+PY
 step "export"
 "$S" export --model run/model.pt --format onnx --out run/model.onnx > /dev/null
 "$S" transcribe --model run/model.onnx "$SPEECH_DATA_DIR/fsdd/recordings/0_theo_0.wav" > /dev/null

@@ -16,8 +16,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au")
-DEFAULT_MAX_DURATION = 600.0  # seconds
+# torch-free pieces shared with speech.lite (the cold-start path of speech transcribe)
+from speech.lite import AUDIO_EXTENSIONS, DEFAULT_MAX_DURATION, check_path, find_audio_files  # noqa: F401
+from speech.lite import soundfile_cause as _soundfile_cause
 
 
 class AudioError(ValueError):
@@ -141,32 +142,10 @@ def save_audio(path: str | os.PathLike, waveform: torch.Tensor | np.ndarray, sam
         raise
 
 
-def find_audio_files(root: str | os.PathLike) -> list[Path]:
-    """Audio files under ``root`` (recursive), sorted, by extension."""
-    root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-
-
 def _format_for(path: Path) -> str:
     ext = path.suffix.lower().lstrip(".")
     return {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}.get(ext, "WAV")
 
 
 def _check_path(path: str | os.PathLike) -> None:
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "no such file")
-    if p.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-
-
-def _soundfile_cause(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    low = text.lower()
-    if "format not recognised" in low or "unknown format" in low or "not recognised" in low:
-        return "not an audio file (format not recognised)"
-    if "truncated" in low or "premature" in low or "unexpected end" in low:
-        return f"truncated or corrupt audio ({text})"
-    return f"cannot read audio ({text})"
+    check_path(path, AudioError)

@@ -11,7 +11,8 @@ Each backend is called as ``backend(waveform (batch, samples) float, lengths (ba
 
 The exported files carry the model's description as JSON (:data:`METADATA_KEY` in the ONNX model's
 ``metadata_props``, :data:`EXTRA_FILE` in the TorchScript archive); the file backends read it into
-``backend.metadata``. ``speech/export.py`` writes those files.
+``backend.metadata``. ``speech/export.py`` writes those files. :class:`speech.lite.LiteModel` runs a
+classifier's ``.onnx`` without torch, with the session settings of :class:`OnnxBackend`.
 """
 from __future__ import annotations
 
@@ -25,11 +26,9 @@ from pathlib import Path
 import torch
 
 from speech.checkpoint import ModelFileError
+from speech.lite import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES  # noqa: F401  (shared with the torch-free path)
 
-METADATA_KEY = "speech"  # ONNX metadata_props key of the description
 EXTRA_FILE = "speech.json"  # TorchScript extra file of the description
-INPUT_NAMES = ["waveform", "lengths"]
-OUTPUT_NAMES = ["output", "output_lengths"]
 
 
 def read_metadata(meta: object, path: str) -> dict:

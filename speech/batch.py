@@ -4,19 +4,19 @@
 Audio is decoded in a thread pool one group ahead of the model, and each group goes to the
 :class:`~speech.recognizer.Recognizer` (length-sorted batches). A file that cannot be read gives a record
 with ``error`` set and the rest go on. ``speech transcribe`` and ``speech evaluate`` run this
-(:meth:`speech.Model.transcribe` loads its clips itself and calls the same Recognizer).
+(:meth:`speech.Model.transcribe` loads its clips itself and calls the same Recognizer). Importing this
+module does not import torch (``speech transcribe`` runs the bundled model without it: :mod:`speech.lite`).
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TextIO
 
-from speech.audio import DEFAULT_MAX_DURATION, AudioError, find_audio_files, load_audio
+from speech.lite import DEFAULT_MAX_DURATION, find_audio_files  # = speech.audio's, without importing torch
 
 GROUP_SIZE = 256  # files decoded and handed to the Recognizer at a time (it batches them by length)
 
@@ -99,7 +99,9 @@ class Record:
 
 
 def load_item(item: Item, sample_rate: int, max_duration: float | None = DEFAULT_MAX_DURATION):
-    """``(waveform, seconds spent decoding)``; raises :class:`AudioError`."""
+    """``(waveform, seconds spent decoding)``; raises :class:`~speech.audio.AudioError`."""
+    from speech.audio import load_audio
+
     start = time.perf_counter()
     if item.utterance is not None or item.offset or item.duration is not None:
         wave = load_audio(item.path, sample_rate, offset=item.offset, duration=item.duration, max_duration=max_duration)
@@ -108,7 +110,10 @@ def load_item(item: Item, sample_rate: int, max_duration: float | None = DEFAULT
     return wave, time.perf_counter() - start
 
 
-def _load_safely(item: Item, sample_rate: int, max_duration: float | None):
+def load_item_safely(item: Item, sample_rate: int, max_duration: float | None = DEFAULT_MAX_DURATION):
+    """:func:`load_item`, with the :class:`~speech.audio.AudioError` of an unusable file returned, not raised."""
+    from speech.audio import AudioError
+
     try:
         return load_item(item, sample_rate, max_duration)
     except AudioError as err:
@@ -125,24 +130,35 @@ def recognize_items(
     jobs: int | None = None,
     group_size: int = GROUP_SIZE,
     max_duration: float | None = DEFAULT_MAX_DURATION,
+    load: Callable | None = None,
 ) -> Iterator[Record]:
     """Yield one :class:`Record` per item, in input order.
 
-    Audio is decoded in a pool of ``jobs`` threads, one group ahead of the model; each group of
+    Audio is decoded in a pool of ``jobs`` threads (none for a single item), one group ahead of the model; each group of
     ``group_size`` clips goes to ``recognizer.recognize`` (length-sorted batches of
     ``recognizer.batch_size``), or to ``recognizer.segments`` per clip with ``segments=True``.
-    Files that cannot be read give a record with ``error`` set; the rest go on.
+    Files that cannot be read give a record with ``error`` set; the rest go on. ``load(item, sample_rate,
+    max_duration)`` reads a clip: ``(waveform (samples,), seconds)``, or the exception (one line: ``path:
+    cause``) of a file that cannot be used, returned (default :func:`load_item_safely`; :mod:`speech.lite`
+    has its own, without torch).
     """
-    from speech.recognizer import DecodeOptions
+    if options is None:
+        from speech.recognizer import DecodeOptions
 
-    options = options or DecodeOptions()
+        options = DecodeOptions()
+    load = load or load_item_safely
     jobs = max(1, jobs or default_jobs())
     rate = recognizer.sample_rate
     groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speech-load")
+    if len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-    def submit(group: list[Item]) -> list[Future]:
-        return [pool.submit(_load_safely, item, rate, max_duration) for item in group]
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speech-load")
+    else:  # one file (a cold `speech transcribe one.wav`): read here; importing the pool (and logging) costs ~10 ms
+        pool = _Inline()
+
+    def submit(group: list[Item]) -> list:
+        return [pool.submit(load, item, rate, max_duration) for item in group]
 
     try:
         pending = submit(groups[0]) if groups else []
@@ -152,7 +168,7 @@ def recognize_items(
             records = [Record(item) for item in group]
             good = []
             for rec, got in zip(records, loaded):
-                if isinstance(got, AudioError):
+                if isinstance(got, Exception):
                     rec.error = str(got)
                 else:
                     wave, rec.decode_s = got
@@ -183,6 +199,26 @@ def recognize_items(
         for f in pending:
             f.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Inline:
+    """The part of a thread pool :func:`recognize_items` uses, running each call at once in this thread."""
+
+    class Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+        def cancel(self) -> bool:
+            return False
+
+    def submit(self, fn: Callable, *args) -> "_Inline.Done":
+        return self.Done(fn(*args))
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 def default_jobs() -> int:
@@ -221,7 +257,7 @@ def recognize_items_in_processes(
     _WORKER.update(recognizer=recognizer, kwargs=kwargs)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker)
-    pending: list[Future] = []
+    pending: list = []
     try:
         ahead = iter(groups)
         for group in ahead:  # keep every process busy, two groups each at most

@@ -16,14 +16,22 @@ lengths are handled with masks and gathers, so a trace is valid for any batch an
 tracing, the traced module is run on a batch of another size and other lengths and compared with the
 PyTorch model (the dynamic-length check). The ONNX file is checked the same way in onnxruntime.
 Files are written atomically (temp file, then rename), and only after the check passed.
+
+``speech export --bundled`` regenerates the ONNX copy of the bundled classifier,
+``speech/pretrained/commands.onnx``, from ``speech/pretrained/commands.pt`` (run it after every retrain of
+that model: ``tests/test_lite.py`` fails while the copy is older). The copy holds the SHA-256 of the model
+file it was made from (metadata ``source``), so :mod:`speech.lite` uses it only in place of that file, and
+its DFT basis is computed in the graph instead of stored (:func:`compute_dft_basis_in_graph`: 1 MB less).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import dataclasses
+import importlib.util
 import io
 import json
+import math
 import os
 import sys
 import warnings
@@ -48,6 +56,9 @@ The exported model includes the front end and takes raw audio at the model's sam
 Labels, head, sample rate and feature settings are stored inside the file, so
 'speech transcribe --model model.onnx' (or model.ts) works with nothing else.
 --format defaults from the --out suffix: .onnx -> onnx, .ts -> torchscript.
+
+speech export --bundled   regenerates speech/pretrained/commands.onnx from speech/pretrained/commands.pt
+                          (run it after retraining that model; speech transcribe runs the copy without torch)
 
 exit status:
   0    exported and checked
@@ -78,9 +89,64 @@ def export_metadata(model) -> dict:
     }
 
 
-def _metadata_json(model) -> str:
-    return json.dumps(export_metadata(model), ensure_ascii=False, default=str)
+def _metadata_json(model, extra: dict | None = None) -> str:
+    return json.dumps({**export_metadata(model), **(extra or {})}, ensure_ascii=False, default=str)
 
+
+def compute_dft_basis_in_graph(proto, front_end) -> bool:
+    """Replace, in an exported ONNX graph ``proto``, the constant the trace folds the conv STFT's windowed
+    DFT basis into (``(2 * n_freqs, 1, n_fft)`` float32: 1 MB for ``n_fft`` 512, a third of the default
+    model's file) by nodes that compute it from the window ``(n_fft,)``. ``FrontEnd._conv_power_spectrum``
+    takes ``cos`` and ``-sin`` of ``(2 pi / n_fft) * (k n mod n_fft)`` for ``k < n_freqs``, ``n < n_fft``;
+    ``k n mod n_fft`` takes only ``n_fft`` values, so the graph evaluates both at those ``n_fft`` angles and
+    gathers the ``(n_freqs, n_fft)`` rows from the two tables: the same float32 values, cheap for
+    onnxruntime to fold back into a constant when it loads the file. Returns False (the graph unchanged)
+    when no constant of that shape holds that basis."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    n_fft = int(front_end.n_fft)
+    n_freqs = n_fft // 2 + 1
+    window = front_end.window.detach().cpu().numpy().astype(np.float32)
+    index = (np.arange(n_freqs, dtype=np.int64)[:, None] * np.arange(n_fft, dtype=np.int64)[None, :]) % n_fft
+    scale = np.float32(2 * math.pi / n_fft)
+    angles = np.arange(n_fft, dtype=np.float32) * scale
+    basis = (np.concatenate([np.cos(angles)[index], -np.sin(angles)[index]]) * window)[:, None, :]
+    nodes = list(proto.graph.node)
+    for position, node in enumerate(nodes):
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value" \
+                and tuple(node.attribute[0].t.dims) == basis.shape:
+            if float(np.abs(numpy_helper.to_array(node.attribute[0].t) - basis).max()) <= 1e-5:
+                break
+    else:
+        return False
+    out = node.output[0]
+
+    def name(part: str) -> str:
+        return f"{out}/dft_basis/{part}"
+
+    def constant(part: str, value) -> object:
+        return helper.make_node("Constant", [], [name(part)], value=numpy_helper.from_array(np.asarray(value), name(part)))
+
+    computed = [
+        constant("k", np.arange(n_freqs, dtype=np.int64)[:, None]), constant("n", np.arange(n_fft, dtype=np.int64)[None, :]),
+        constant("n_fft", np.int64(n_fft)), constant("steps", np.arange(n_fft, dtype=np.float32)),
+        constant("scale", scale), constant("window", window), constant("axes", np.array([1], dtype=np.int64)),
+        helper.make_node("Mul", [name("k"), name("n")], [name("kn")]),
+        helper.make_node("Mod", [name("kn"), name("n_fft")], [name("index")]),
+        helper.make_node("Mul", [name("steps"), name("scale")], [name("angles")]),
+        helper.make_node("Cos", [name("angles")], [name("cos")]),
+        helper.make_node("Sin", [name("angles")], [name("sin")]),
+        helper.make_node("Neg", [name("sin")], [name("minus_sin")]),
+        helper.make_node("Gather", [name("cos"), name("index")], [name("cos_rows")], axis=0),
+        helper.make_node("Gather", [name("minus_sin"), name("index")], [name("minus_sin_rows")], axis=0),
+        helper.make_node("Concat", [name("cos_rows"), name("minus_sin_rows")], [name("rows")], axis=0),
+        helper.make_node("Mul", [name("rows"), name("window")], [name("windowed")]),
+        helper.make_node("Unsqueeze", [name("windowed"), name("axes")], [out]),
+    ]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes[:position] + computed + nodes[position + 1 :])
+    return True
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -145,9 +211,12 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool = True) -> float | None:
+def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool = True, compact: bool = False,
+                extra_metadata: dict | None = None) -> float | None:
     """Export ``model`` (a :class:`~speech.models.SpeechModel`) to ONNX at ``path``; returns the check's
-    max abs difference from PyTorch (``None`` with ``check=False``). Raises :class:`ExportError`."""
+    max abs difference from PyTorch (``None`` with ``check=False``). ``compact``: the DFT basis computed in
+    the graph, not stored (:func:`compute_dft_basis_in_graph`). ``extra_metadata``: more keys for the
+    stored description. Raises :class:`ExportError`."""
     import onnx
 
     path = Path(path)
@@ -177,8 +246,10 @@ def export_onnx(model, path: str | os.PathLike, *, opset: int = 17, check: bool 
     except Exception as err:  # the exporter raises many types; give one line
         raise ExportError(f"ONNX export failed: {' '.join(str(err).split())[:300]}") from None
     proto = onnx.load_from_string(buffer.getvalue())
+    if compact:
+        compute_dft_basis_in_graph(proto, exported.front_end)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, _metadata_json(model)
+    entry.key, entry.value = METADATA_KEY, _metadata_json(model, extra_metadata)
     proto.producer_name = "speech"
     tmp = _tmp_path(path)
     try:
@@ -222,6 +293,27 @@ def export_torchscript(model, path: str | os.PathLike, *, check: bool = True) ->
     return diff
 
 
+def export_bundled(check: bool = True) -> list[tuple[Path, object, float | None]]:
+    """Regenerate the ONNX copy of each bundled classifier (:data:`speech.lite.BUNDLED`:
+    ``speech/pretrained/commands.onnx`` from ``commands.pt``), compact, with the SHA-256 of the model file
+    in its metadata (``source``). Returns ``(path written, model, check difference)`` per copy; raises
+    :class:`~speech.checkpoint.ModelFileError` or :class:`ExportError`."""
+    from speech.checkpoint import load_model
+    from speech.lite import BUNDLED, PRETRAINED_DIR, sha256_of
+
+    written = []
+    for pt_name, onnx_name in BUNDLED.values():
+        source = PRETRAINED_DIR / pt_name
+        model = load_model(source)
+        if model.is_ctc:
+            raise ExportError(f"{source}: a CTC model; the torch-free path runs classifiers only")
+        out = PRETRAINED_DIR / onnx_name
+        diff = export_onnx(model, out, check=check, compact=True,
+                           extra_metadata={"source": {"file": pt_name, "sha256": sha256_of(source)}})
+        written.append((out, model, diff))
+    return written
+
+
 def _check_backend(model, backend, what: str) -> float:
     """Run the exported model on batches of other sizes and lengths than the trace's; compare with PyTorch."""
     worst = 0.0
@@ -244,7 +336,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundled name (commands, commands-ctc), model.pt or a run folder (default: commands)")
     parser.add_argument("--format", "-f", choices=("torchscript", "onnx"),
                         help="export format (default: from the --out suffix: .onnx or .ts)")
-    parser.add_argument("--out", "-o", required=True, metavar="PATH", help="file to write (atomically)")
+    parser.add_argument("--out", "-o", metavar="PATH", help="file to write (atomically); required unless --bundled")
+    parser.add_argument("--bundled", action="store_true",
+                        help="regenerate speech/pretrained/commands.onnx (the torch-free copy speech transcribe runs) "
+                             "from speech/pretrained/commands.pt; after every retrain of that model")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     parser.add_argument("--no-check", action="store_true",
                         help="skip running the exported model against the PyTorch model on test batches")
@@ -254,9 +349,38 @@ def _error(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def _run_bundled(args: argparse.Namespace) -> int:
+    from speech.checkpoint import ModelFileError
+
+    if args.out or args.model != "commands" or args.format not in (None, "onnx"):
+        _error("--bundled writes speech/pretrained/commands.onnx from commands.pt: no --out, --model or --format")
+        return EXIT_USAGE
+    try:
+        written = export_bundled(check=not args.no_check)
+    except ModelFileError as err:
+        _error(str(err))
+        return EXIT_USAGE
+    except ExportError as err:
+        _error(str(err))
+        return EXIT_FAILED
+    for out, model, diff in written:
+        checked = "not checked" if diff is None else f"max abs difference from PyTorch {diff:.2g}"
+        print(f"wrote {out} (onnx, {len(model.labels)}-class model at {model.sample_rate} Hz, "
+              f"{out.stat().st_size / 1e6:.2f} MB, {checked})")
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from speech.checkpoint import ModelFileError, load_model
 
+    if args.bundled:
+        if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+            _error("ONNX export needs onnx and onnxruntime; pip install 'speech[export]'")
+            return EXIT_USAGE
+        return _run_bundled(args)
+    if args.out is None:
+        _error("give --out PATH (or --bundled to regenerate speech/pretrained/commands.onnx)")
+        return EXIT_USAGE
     out = Path(args.out)
     fmt = args.format or SUFFIXES.get(out.suffix.lower())
     if fmt is None:

@@ -2,7 +2,10 @@
 
 Every answer comes from :class:`speech.recognizer.Recognizer` (the one inference path); this module
 only finds the inputs, decodes the audio in a thread pool, hands the model groups of clips (which it
-runs in length-sorted batches) and writes one line per input file, in input order.
+runs in length-sorted batches) and writes one line per input file, in input order. One exception, for
+start-up time: a run of the bundled ``commands`` model (or of a classifier ``.onnx``) with options
+:func:`lite_model` accepts goes to :class:`speech.lite.LiteModel`, which gives the same answers from the
+model's ONNX copy without importing torch (about 1.5 s of a cold start).
 
 Output formats (``--format``):
 
@@ -25,7 +28,6 @@ Output formats (``--format``):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -33,11 +35,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, TextIO
 
-from speech.audio import DEFAULT_MAX_DURATION
 from speech.options import add_engine_argument, add_threads_argument
 from speech.batch import (
     GROUP_SIZE, Record, UsageError, default_jobs, expand_inputs, recognize_items, recognize_items_in_processes,
 )
+from speech.lite import DEFAULT_MAX_DURATION
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PARALLEL_FROM = 1000  # files: from here on, one model process per core by default
@@ -58,6 +60,13 @@ output (one line per file, in input order):
              json adds "segments": [{"text", "score", "start", "end", "alternatives"}];
              csv has one row per command: path,text,score,start,end
 
+engine:
+  The bundled commands model (and a classifier .onnx) runs from its ONNX copy in onnxruntime, without
+  importing PyTorch (~1.5 s of start-up), where that gives the PyTorch path's answers: files at the
+  model's rate of up to 30 s, fewer than 1,000 (one process), no --engine torch, --segments,
+  --max-window or --device cuda. Labels are the same; a score may differ by 1 in its 4th decimal when
+  float32 puts it on a rounding boundary (about 1 file in 250).
+
 exit status:
   0    every file was processed
   1    some files failed (one line each on stderr: 'speech transcribe: PATH: cause'); the rest were processed
@@ -76,7 +85,11 @@ class Writer:
 
     def __init__(self, stream: TextIO, fmt: str = "tsv", top_k: int = 1, segments: bool = False):
         self.stream, self.fmt, self.top_k, self.segments = stream, fmt, max(1, top_k), segments
-        self.csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        self.csv = None
+        if fmt == "csv":
+            import csv
+
+            self.csv = csv.writer(stream, lineterminator="\n")
         self.count = 0
 
     def header(self) -> None:
@@ -192,6 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"threads decoding audio files (default: {default_jobs()})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default: auto)")
     add_engine_argument(parser)
+    parser.set_defaults(engine=None)  # not given: torch, or the torch-free path of lite_model()
     add_threads_argument(parser)
     parser.add_argument("--group-size", type=int, default=GROUP_SIZE, help=argparse.SUPPRESS)
 
@@ -244,6 +258,50 @@ def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str],
         raise UsageError(str(err)) from None
 
 
+def lite_model(args: argparse.Namespace, items: list, workers: int):
+    """The :class:`speech.lite.LiteModel` that answers this run as the PyTorch path would, without
+    importing torch, or None (then the Recognizer runs it). It does when ``--model`` is the bundled
+    ``commands`` (its ONNX copy, made from this ``commands.pt``) or a classifier ``.onnx``, onnxruntime is
+    installed, the options are ones it runs (no ``--engine torch``, ``--segments``, ``--max-window``,
+    ``--grammar``, ``--beam``, ``--device cuda``; ``--top-k`` and ``--threshold`` valid: else the
+    Recognizer words the error), one process would run (``workers`` 1), and every item is a whole file
+    (not a manifest row) at the model's sample rate of at most 30 s."""
+    if (args.engine == "torch" or args.segments or args.max_window is not None or args.device == "cuda"
+            or args.grammar is not None or args.beam != 1 or workers != 1 or args.top_k < 1
+            or (args.threshold is not None and not 0.0 <= args.threshold <= 1.0)):
+        return None
+    from speech.lite import LiteModel, onnx_for
+
+    found = onnx_for(args.model)
+    if found is None:
+        return None
+    model = LiteModel.open(found[0], threads=args.threads, source=found[1], batch_size=args.batch_size)
+    if model is None or not all(model.accepts(item) for item in items):
+        return None
+    return model
+
+
+class _NoBar:
+    """The progress bar where none is shown (without importing tqdm)."""
+
+    disable = True
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, output: str | None):
+    """A bar on a terminal's stderr for more than one file, unless the answers go to that terminal too."""
+    if (output or not sys.stdout.isatty()) and total > 1:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="file", leave=False, mininterval=0.5, disable=None)  # None: a terminal only
+    return _NoBar()
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         if args.batch_size < 1 or args.jobs < 1 or args.group_size < 1 or (args.workers is not None and args.workers < 1):
@@ -252,38 +310,42 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--output {args.output}: the folder does not exist")
         if args.segment_hop <= 0 or (args.max_window is not None and args.max_window <= 0):
             raise UsageError("--segment-hop and --max-window must be positive")
-        set_threads(args.threads)
+        if args.threads < 1:
+            raise UsageError("--threads must be 1 or more")
         items, failed = expand_inputs(args.paths, sys.stdin, lambda p, cause: error(f"{p}: {cause}"))
-        recognizer = load_recognizer(args.model, args.device, args.batch_size, args.engine, args.threads)
-        if args.max_window is not None:
-            recognizer.max_window_seconds = args.max_window
-        options = decode_options(recognizer, args)
-        if args.segments and recognizer.is_ctc:
-            raise UsageError("--segments is for classifiers; CTC models transcribe long audio chunk by chunk")
+        workers = args.workers or (usable_cores() if len(items) >= PARALLEL_FROM else 1)
+        recognizer, load = lite_model(args, items, workers), None
+        if recognizer is not None:  # the same answers without importing torch
+            from speech.lite import Options
+
+            options, load = Options(args.top_k, args.threshold), recognizer.load_item
+        else:
+            set_threads(args.threads)
+            recognizer = load_recognizer(args.model, args.device, args.batch_size, args.engine or "torch", args.threads)
+            if args.max_window is not None:
+                recognizer.max_window_seconds = args.max_window
+            options = decode_options(recognizer, args)
+            if args.segments and recognizer.is_ctc:
+                raise UsageError("--segments is for classifiers; CTC models transcribe long audio chunk by chunk")
     except UsageError as err:
         error(str(err))
         return EXIT_USAGE
-
-    from tqdm import tqdm
 
     done = 0
     try:
         with atomic_output(args.output) as stream:
             writer = Writer(stream, args.format, options.top_k, args.segments)
             writer.header()
-            workers = args.workers or (usable_cores() if len(items) >= PARALLEL_FROM else 1)
-            if workers > 1 and recognizer.device.type == "cpu":
+            if load is None and workers > 1 and recognizer.device.type == "cpu":
                 records = recognize_items_in_processes(
                     recognizer, items, options, workers=workers, group_size=args.group_size, segments=args.segments,
                     hop_seconds=args.segment_hop, max_duration=args.max_duration)
             else:
                 records = recognize_items(
                     recognizer, items, options, segments=args.segments, hop_seconds=args.segment_hop,
-                    jobs=args.jobs, group_size=args.group_size, max_duration=args.max_duration,
+                    jobs=args.jobs, group_size=args.group_size, max_duration=args.max_duration, load=load,
                 )
-            # a bar on a terminal's stderr, unless the answers go to that terminal too
-            bar = tqdm(total=len(items), unit="file", leave=False, mininterval=0.5,
-                       disable=None if (args.output or not sys.stdout.isatty()) and len(items) > 1 else True)
+            bar = progress_bar(len(items), args.output)
             try:
                 for rec in records:
                     bar.update(1)

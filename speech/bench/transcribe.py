@@ -252,10 +252,21 @@ print(sys.argv[1], hyp.hypstr if hyp else "", sep="\t")
 """
 
 
+IMPORTS_TORCH = """
+import sys
+from speech.cli import main
+rc = main(sys.argv[1:])
+print("imports torch:", any(m.split(".")[0] in ("torch", "torchaudio") for m in sys.modules))
+sys.exit(rc)
+"""
+
+
 def cold_start(path: str, model: str, grammar: str, env: dict, repeats: int) -> dict:
     """Seconds from process start to exit for one file, a fresh process each time, alternating: ``speech
     transcribe PATH`` (the console script's code, ``--model`` only when not the default) against
-    PocketSphinx's Python package importing, loading its model and decoding the file (medians)."""
+    PocketSphinx's Python package importing, loading its model and decoding the file (medians).
+    ``imports_torch``: whether that command imported torch (one more run, not timed): the bundled model's
+    default path (:mod:`speech.lite`) does not."""
     ours = [sys.executable, "-m", "speech.cli", "transcribe", path] + ([] if model == "commands" else ["--model", model])
     sphinx = [sys.executable, "-c", SPHINX_COLD, path, grammar]
     times: dict[str, list[float]] = {"ours": [], "sphinx": []}
@@ -269,9 +280,36 @@ def cold_start(path: str, model: str, grammar: str, env: dict, repeats: int) -> 
         return run
 
     interleaved({"ours": timed("ours", ours), "sphinx": timed("sphinx", sphinx)}, repeats)
+    probe = run_measured([sys.executable, "-c", IMPORTS_TORCH, *ours[3:]], env=env)
     return {"ours_s": median(times["ours"]), "sphinx_s": median(times["sphinx"]),
             "ratio": median(times["sphinx"]) / median(times["ours"]), "repeats": repeats,
-            "command": " ".join(["speech", *ours[3:]])}
+            "command": " ".join(["speech", *ours[3:]]), "imports_torch": "imports torch: True" in probe["stdout"]}
+
+
+def benchmark_cold_start(model: str = "commands", repeats: int = 5, threads: int = 1, data_dir: str | None = None,
+                         work_dir: str | None = None) -> dict:
+    """:func:`cold_start` alone (``speech bench transcribe --cold-only``), on the first clip
+    :func:`benchmark_transcribe` would use."""
+    files = speech_commands_files(data_dir, 12)
+    info = machine_info()
+    with tempfile.TemporaryDirectory(prefix="speech-bench-cold-", dir=work_dir) as tmp:
+        grammar = write_grammar(Path(tmp) / "commands.gram")
+        cold = cold_start(files[0][0], model, str(grammar), thread_env(threads), repeats)
+    return {"benchmark": "transcribe-cold-start", "machine": info, "load_after": load_now(),
+            "params": {"model": model, "repeats": repeats, "threads": threads}, "cold_start": cold}
+
+
+def _cold_line(cold: dict) -> str:
+    path = "torch not imported" if not cold.get("imports_torch", True) else "imports torch"
+    return (f"Cold start, one file, a fresh process each ({cold['repeats']} alternating runs, medians): "
+            f"`{cold['command']}` ({path}) **{cold['ours_s']:.2f} s**, PocketSphinx (import, load, decode) "
+            f"**{cold['sphinx_s']:.2f} s**: ours / PocketSphinx speed {cold['ratio']:.2f}x.")
+
+
+def format_cold_start(result: dict) -> str:
+    return "\n".join(["### transcribe: cold start vs PocketSphinx", "",
+                      f"Machine: {machine_line(result['machine'], result.get('load_after'))}.", "",
+                      _cold_line(result["cold_start"])])
 
 
 def compute_bound(info: dict) -> float:
@@ -301,9 +339,7 @@ def format_transcribe(result: dict) -> str:
            f"{100 * result['rows']['ours']['clips_per_second_steady'] / result['compute_bound_clips_per_second']:.0f} % of it."]
     cold = result.get("cold_start")
     if cold:
-        out += ["", f"Cold start, one file, a fresh process each ({cold['repeats']} alternating runs, medians): "
-                f"`{cold['command']}` **{cold['ours_s']:.2f} s**, PocketSphinx (import, load, decode) "
-                f"**{cold['sphinx_s']:.2f} s**: ours / PocketSphinx speed {cold['ratio']:.2f}x."]
+        out += ["", _cold_line(cold)]
     if result.get("provisional"):
         out += ["", "**Provisional:** our model here has random weights (the bundled `commands` model did not exist "
                 "yet): the speed and memory hold for a trained model of the same shape, our accuracy does not."]
@@ -324,6 +360,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("torch", "onnx", "auto"), default="torch", help="speech transcribe --engine (default: torch)")
     parser.add_argument("--workers", type=int, default=1, help="speech transcribe --workers (default: 1)")
     parser.add_argument("--cold-repeats", type=int, default=5, help="fresh processes for the one-file cold start; 0: skip (default: 5)")
+    parser.add_argument("--cold-only", action="store_true", help="only the one-file cold start (--cold-repeats runs of each tool)")
     parser.add_argument("--pad", type=float, default=0.5, help="seconds of zeros around each clip for PocketSphinx (default: 0.5)")
     parser.add_argument("--data-dir", help="shared data folder (default: $SPEECH_DATA_DIR or ../shared/data)")
     parser.add_argument("--work-dir", help="where temporary files go (default: $TMPDIR)")
@@ -331,6 +368,11 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
+    if args.cold_only:
+        result = benchmark_cold_start(args.model, max(1, args.cold_repeats), args.threads, args.data_dir, args.work_dir)
+        result["command"] = command_line("python tools/bench_transcribe.py", args, skip=(
+            "json", "work_dir", "clips", "repeats", "batch_size", "jobs", "engine", "workers", "pad", "manifest"))
+        return print_report(result, format_cold_start, args.json)
     result = benchmark_transcribe(args.model, args.clips, args.repeats, args.threads, args.batch_size, args.jobs,
                                   args.pad, args.data_dir, args.work_dir, args.random_model, args.manifest,
                                   args.engine, args.workers, args.cold_repeats)
