@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from speech.streaming import Detection
 
 DEFAULT_GATE_DB = 10.0  # = speech.streaming.DEFAULT_GATE_DB (not imported here: it would load torch)
+DEFAULT_REJECT = 0.35  # = speech.streaming.DEFAULT_REJECT (likewise; tests/test_api.py checks both)
 AudioInput = Union[str, os.PathLike, "np.ndarray", "torch.Tensor"]
 ENGINES = ("auto", "torch", "onnx")
 
@@ -102,10 +103,13 @@ class Model:
 
     # -- options ------------------------------------------------------------------------------------
     def decode_options(self, *, top_k: int = 1, threshold: float | None = None, grammar: str | os.PathLike | Sequence[str] | None = None,
-                       beam: int = 1, on_warning: Callable[[str], None] | None = None) -> "DecodeOptions":
+                       beam: int = 1, reject: float | None = None,
+                       on_warning: Callable[[str], None] | None = None) -> "DecodeOptions":
         """Checked :class:`~speech.recognizer.DecodeOptions`. ``grammar``: a grammar file (one phrase a
         line, ``#`` comments) or a list of phrases (CTC models); phrases this model cannot spell are
-        dropped with a warning through ``on_warning``. Raises :class:`ValueError` (one line)."""
+        dropped with a warning through ``on_warning``. ``reject`` (with a grammar): an utterance whose best
+        phrase has a lower CTC probability is ``_unknown_`` (0 or None: every utterance gets its closest
+        phrase). Raises :class:`ValueError` (one line)."""
         from speech.decode import load_grammar
         from speech.recognizer import DecodeOptions
 
@@ -115,6 +119,8 @@ class Model:
             raise ValueError("the beam width must be 1 or more")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError("threshold must be between 0 and 1")
+        if reject is not None and not 0 <= reject < 1:
+            raise ValueError("reject must be in [0, 1) (0 or None: no rejection)")
         if beam > 1 and not self.is_ctc:
             raise ValueError("beam search needs a CTC model (this model is a classifier)")
         phrases = None
@@ -133,7 +139,8 @@ class Model:
             if not spellable:
                 raise ValueError(f"{where}: no phrase can be spelled with this model's vocabulary")
             phrases = spellable
-        return DecodeOptions(top_k=top_k, threshold=threshold, beam=beam, grammar=phrases)
+        return DecodeOptions(top_k=top_k, threshold=threshold, beam=beam, grammar=phrases,
+                             reject=(reject or None) if phrases else None)
 
     def _spellable(self, phrase: str) -> bool:
         try:
@@ -188,13 +195,14 @@ class Model:
     def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float | None = None,
                average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
-               streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB,
+               streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB, reject: float | None = DEFAULT_REJECT,
                on_warning: Callable[[str], None] | None = None) -> "Stream":
         """A :class:`Stream` for live audio at ``sample_rate`` (default: the model's): the pipeline of
         ``speech listen`` (same defaults). Classifiers: a window every ``hop_seconds`` and posterior
         smoothing (``threshold``, ``average_window_ms``, ``suppression_ms``, ``minimum_count``); CTC
         models: an energy gate (``vad_start_db``, ``vad_hangover_ms``) and one decode per utterance
-        (``grammar``, ``beam``; ``streaming=True`` runs a unidirectional model as the audio arrives).
+        (``grammar``, ``beam``, ``reject``: the CTC probability under which an utterance is other speech;
+        ``streaming=True`` runs a unidirectional model as the audio arrives).
         ``gate_db``: classifiers skip the model on windows that stay within this many dB of the noise
         floor (None: run it on every window). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
@@ -210,7 +218,7 @@ class Model:
             raise ValueError("a grammar, beam search and streaming need a CTC model (this model is a classifier)")
         if streaming and not hasattr(self.recognizer.backend, "model"):
             raise ValueError("streaming runs the model in PyTorch: give a model file (not an export) and engine torch or auto")
-        options = self.decode_options(grammar=grammar, beam=beam, on_warning=on_warning) if self.is_ctc else None
+        options = self.decode_options(grammar=grammar, beam=beam, reject=reject, on_warning=on_warning) if self.is_ctc else None
         smoothing = SmoothingConfig(average_window_ms, threshold, suppression_ms, minimum_count)
         vad = VADConfig(start_db=vad_start_db, stop_db=min(6.0, vad_start_db), hangover_ms=vad_hangover_ms)
         stage = make_stage(self.recognizer, hop_seconds, smoothing, options, vad, streaming, gate_db)  # ValueError: --streaming

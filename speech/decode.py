@@ -95,6 +95,19 @@ def ctc_score_phrases(log_probs: torch.Tensor, phrases: list[list[int]], blank: 
     return -nll
 
 
+def ctc_phrase_probability(log_likelihood: torch.Tensor | float) -> float:
+    """The rejection score of grammar decoding: ``p(phrase | audio)`` under CTC, the exp of a
+    :func:`ctc_score_phrases` value, in [0, 1].
+
+    The grammar's posterior (a softmax over the grammar's phrases) is near 1 for the closest phrase
+    whatever was said; this probability is the phrase's share of *every* character sequence the model
+    could emit, so all the other sequences act as a garbage alternative: speech outside the grammar
+    (another word, a digit) leaves the best phrase a small share. Chosen over the ratio to the greedy or
+    Viterbi best path, per frame or in total, by the DET on the DEV half of ``speech bench detection``
+    (docs/live.md)."""
+    return float(math.exp(min(float(log_likelihood), 0.0)))
+
+
 def load_grammar(path: str) -> list[str]:
     """Phrases of a grammar file: one command per line; blank lines and ``#`` comments are skipped."""
     from pathlib import Path

@@ -17,7 +17,7 @@ import torch
 from speech import backends
 from speech.checkpoint import load_model
 from speech.data.dataset import fit_to_length
-from speech.decode import ctc_greedy_decode, ctc_prefix_beam_search, ctc_score_phrases, top_k
+from speech.decode import ctc_greedy_decode, ctc_phrase_probability, ctc_prefix_beam_search, ctc_score_phrases, top_k
 from speech.text import Vocabulary, normalize_text
 
 UNKNOWN = "_unknown_"
@@ -28,13 +28,16 @@ NON_COMMANDS = (UNKNOWN, "_silence_")
 class Result:
     """One answer: ``text`` (a label for classifiers), ``score`` (probability for classifiers,
     per-phrase posterior for grammar decoding, or exp of the mean frame log-probability for free CTC
-    decoding), and ``alternatives`` ``[(text, score), ...]`` best first."""
+    decoding), and ``alternatives`` ``[(text, score), ...]`` best first. ``confidence``: grammar decoding
+    with a rejection (:attr:`DecodeOptions.reject`) only, the CTC probability of the best phrase
+    (:func:`~speech.decode.ctc_phrase_probability`), else None."""
 
     text: str
     score: float
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     start: float | None = None
     end: float | None = None
+    confidence: float | None = None
 
 
 @dataclass
@@ -43,6 +46,9 @@ class DecodeOptions:
     threshold: float | None = None  # below this score the answer is _unknown_; None: the model's operating point (else 0)
     beam: int = 1  # CTC: 1 = greedy
     grammar: list[str] | None = None  # CTC: allowed phrases
+    # CTC grammar decoding: below this CTC probability of the best phrase (Result.confidence) the answer is
+    # _unknown_, so speech outside the grammar is not forced onto the closest phrase; None: no rejection
+    reject: float | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -188,7 +194,12 @@ class Recognizer:
         text, score = alternatives[0]
         if score < (options.threshold or 0.0):
             text = UNKNOWN
-        return Result(text, score, alternatives)
+        confidence = None
+        if options.reject is not None:  # the best phrase's share of every sequence the model could emit
+            confidence = ctc_phrase_probability(loglik[order[0]])
+            if confidence < options.reject:
+                text = UNKNOWN
+        return Result(text, score, alternatives, confidence=confidence)
 
     # -- the public calls ---------------------------------------------------------------------------
     def recognize(self, waveforms: list[torch.Tensor], options: DecodeOptions | None = None) -> list[Result]:

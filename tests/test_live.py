@@ -217,8 +217,9 @@ def test_real_time_pace_text_output_and_saved_detections(command_model, heldout_
 
 
 def test_ctc_model_transcribes_each_utterance_with_a_grammar(tmp_path, capsys):
-    """CTC path: the voice-activity gate cuts two tone bursts; each is decoded with the grammar; the
-    streaming GRU (--streaming, unidirectional model) gives the same answers."""
+    """CTC path: the voice-activity gate cuts two tone bursts; each is decoded with the grammar (the
+    forced choice, --reject 0: an untrained model's phrases are improbable, the default rejection drops
+    them); the streaming GRU (--streaming, unidirectional model) gives the same answers."""
     torch.manual_seed(0)
     model = SpeechModel(ModelConfig(head="ctc", hidden_size=16, num_layers=1, bidirectional=False),
                         FeatureConfig(n_mels=20), CHARACTERS)
@@ -231,22 +232,24 @@ def test_ctc_model_transcribes_each_utterance_with_a_grammar(tmp_path, capsys):
         audio[(t >= a) & (t < b)] += 0.2 * np.sin(2 * np.pi * 440 * t[(t >= a) & (t < b)])
     sf.write(tmp_path / "bursts.wav", audio.astype(np.float32), RATE)
     runs = []
-    for extra in ([], ["--streaming"]):
+    for extra in (["--reject", 0], ["--reject", 0, "--streaming"], []):
         rc, out, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav",
                               "--fast", "--json", "--grammar", tmp_path / "grammar.txt", *extra)
         assert rc == 0, err
         runs.append(json_lines(out))
-    assert len(runs[0]) == 2
+    assert len(runs[0]) == 2 and runs[2] == []  # the default rejection: no phrase is probable enough
     assert all(set(d) == {"time", "text", "score"} and d["text"] in ("turn on", "turn off", "stop") for d in runs[0])
     assert runs[0][0]["time"] == pytest.approx(1.0 + 0.3, abs=0.1)  # end of the burst + hangover
     assert [d["text"] for d in runs[1]] == [d["text"] for d in runs[0]]
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):  # the default engine ran the ONNX export: the same with PyTorch
         rc, out, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav",
-                              "--fast", "--json", "--grammar", tmp_path / "grammar.txt", "--engine", "torch")
+                              "--fast", "--json", "--grammar", tmp_path / "grammar.txt", "--engine", "torch", "--reject", 0)
         assert rc == 0 and [d["text"] for d in json_lines(out)] == [d["text"] for d in runs[0]]
         rc, _, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav",
                             "--streaming", "--engine", "onnx")
         assert rc == 2 and "--streaming" in one_line(err)
+    rc, _, err = speech(capsys, "listen", "--model", tmp_path / "ctc.pt", "--input-file", tmp_path / "bursts.wav", "--reject", 0.3)
+    assert rc == 2 and "--reject needs --grammar" in one_line(err)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -272,6 +275,11 @@ def test_usage_model_file_and_device_errors_are_one_line_with_exit_2(command_mod
     assert rc == 2 and "--fast" in one_line(err)
     rc, _, err = speech(capsys, "listen", "--model", command_model, "--grammar", tmp_path / "g.txt")
     assert rc == 2 and "CTC" in one_line(err)
+    rc, _, err = speech(capsys, "listen", "--model", command_model, "--reject", 0.5, "--input-file", tmp_path / "x.wav")
+    assert rc == 2 and "CTC" in one_line(err)
+    for bad in (-0.1, 1.0, 2):
+        rc, _, err = speech(capsys, "listen", "--model", command_model, "--reject", bad, "--input-file", tmp_path / "x.wav")
+        assert rc == 2 and "--reject must be in [0, 1)" in one_line(err)
     rc, out, err = speech(capsys, "listen", "--list-devices")
     assert (rc == 0 and out.strip()) or (rc == 2 and "PortAudio" in one_line(err))
 

@@ -10,7 +10,8 @@ the standard library at load time and the rest inside its functions, so ``speech
   latency after the word's end, compute per hop (one thread). See docs/live.md.
 - ``detection``: the live pipeline on streams of unseen speakers' commands among real (and synthesized)
   non-command speech, a DEV and a TEST half of the speakers: a DET curve (miss rate against false
-  accepts per hour of other speech) from one model run per stream and a threshold sweep. See docs/live.md.
+  accepts per hour of other speech) from one model run per stream and a threshold sweep; CTC models
+  (``detection_ctc``): the voice-activity gate, the grammar and a sweep of the rejection. See docs/live.md.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ SUBCOMMANDS = {
     "train": "training throughput and peak memory vs a plain per-item DataLoader loop (CPU, and GPU when present)",
     "transcribe": "speech transcribe vs PocketSphinx on 1 s clips: throughput and accuracy",
     "streaming": "live pipeline on noise with inserted commands: hit rate, false accepts/hour, latency, compute",
-    "detection": "live pipeline on commands among other speech, unseen speakers: DET curve (misses vs false accepts/hour)",
+    "detection": "live pipeline on commands among other speech, unseen speakers: DET curve (misses vs false accepts/hour); classifiers and CTC models",
     "whisper": "the commands model vs Whisper base (offline) on the same command clips: accuracy, clips/s, memory",
 }
 

@@ -1,12 +1,12 @@
 """``speech bench detection``: the live path measured the way keyword-spotting work reports it, with a
 DET curve (miss rate against false accepts per hour of non-command speech).
 
-Streams (:func:`speech.data.streams.build_stream`) interleave the commands of speakers the bundled model
-never trained on with real speech that holds no command, in background noise at ``--snr`` (10 dB): the
-``_unknown_`` words of the same speakers (``speech_commands_v2_test_dev``), FSDD digits (8 kHz, resampled)
-and the other words of ``speech_commands_v1_sample``. A second stream of the same commands among
-synthesized sentences with no command word (``speech synth --phrases``, :data:`NEGATIVE_SENTENCES`) is
-reported apart, after the real one.
+Streams (:func:`~speech.bench.detection_data.benchmark_streams` of :func:`speech.data.streams.build_stream`)
+interleave the commands of speakers the bundled model never trained on with real speech that holds no
+command, in background noise at ``--snr`` (10 dB): the ``_unknown_`` words of the same speakers
+(``speech_commands_v2_test_dev``), FSDD digits (8 kHz, resampled) and the other words of
+``speech_commands_v1_sample``. A second stream of the same commands among synthesized sentences with no
+command word (``speech synth --phrases``, :data:`NEGATIVE_SENTENCES`) is reported apart, after the real one.
 
 Speakers: the 72 speakers of ``speech_commands_v2_test_dev`` are split as ``recipes/commands/
 build_manifests.py`` splits them (seeded shuffle, the first 36 trained on); the other 36 are split once
@@ -20,6 +20,10 @@ The model runs once over each stream, through the pipeline of ``speech listen --
 (:class:`~speech.streaming.CommandSpotter`, one window per hop); the posteriors of every hop are kept
 (and cached with ``--cache``) and :class:`~speech.streaming.RecognizeCommands` is replayed on them for
 each threshold of the sweep. See docs/live.md, "Detection benchmark (DET)".
+
+A CTC model (``--model commands-ctc``) is scored by :mod:`speech.bench.detection_ctc` on the same
+streams: its live path (voice-activity gate, grammar, rejection of out-of-grammar speech) with a sweep of
+the rejection.
 
 ``detection_benchmark`` returns the report, ``detection_tables`` its markdown and ``det_plot`` the PNG;
 numpy, torch, matplotlib and :mod:`speech.streaming` are imported inside the functions, so ``speech bench
@@ -39,7 +43,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 from speech.bench.measure import SPEECH_COMMANDS_TEST, load_now, machine_info, machine_line, shared_data_dir
 from speech.api import DEFAULT_GATE_DB
 from speech.bench.detection_data import (
-    DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, load_clips, make_synth_negatives,
+    DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, BenchStream, benchmark_streams, load_inputs, make_synth_negatives,
 )
 from speech.bench.streaming import default_noise_dir, error, feed_fast, write_report
 
@@ -233,6 +237,18 @@ def latency_summary(latencies: Sequence[float]) -> dict:
     return {"latency_median_s": round(float(np.median(lat)), 3), "latency_p90_s": round(float(np.percentile(lat, 90)), 3)}
 
 
+def stream_report(stream: BenchStream, rows: list[dict], point: dict, cached: bool, rate: int) -> dict:
+    """The report of one stream: its description, the scores at the operating point (``point``, one of
+    ``rows``) with the false accepts by source, and the sweep (``rows``) with latencies summarized."""
+    return {
+        "stream": stream.name, "half": stream.half, "negatives": stream.kind, "seconds": round(len(stream.audio) / rate, 1),
+        "words": len(stream.events), "negative_words": sum(not e.is_command for e in stream.events),
+        "speakers": stream.speakers, "cached": cached,
+        "operating_point": {**{k: v for k, v in point.items() if k != "latencies"}, **latency_summary(point["latencies"])},
+        "sweep": [{k: v for k, v in r.items() if k not in ("latencies", "by_source")} | latency_summary(r["latencies"]) for r in rows],
+    }
+
+
 def detection_benchmark(
     recognizer, shared: str | os.PathLike, noise_dir: str | os.PathLike, *, synth_dir: str | os.PathLike | None = None,
     halves: Sequence[str] = HALVES, snr_db: float = 10.0, minutes: float | None = None, hop_seconds: float = 0.1,
@@ -240,66 +256,40 @@ def detection_benchmark(
     seed: int = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
     model_key: str = "", progress: Callable[[str], None] | None = None, gate_db: float | None = None,
 ) -> dict:
-    """Build the streams of each half (real negatives; synthesized ones when ``synth_dir`` holds a
-    ``synth.jsonl``), run the model once over each, sweep the threshold and return the report:
-    ``{"streams": [...], "speakers": {...}, "config": {...}, "compute": {...}, "notes": [...]}``.
-
-    Each stream holds the half's commands and negatives, every clip once (``minutes=None``) or rounds of
-    them for ``minutes``. ``model_key`` names the model in cache keys (e.g. a digest of its file).
+    """Build the streams of each half (:func:`benchmark_streams`: real negatives; synthesized ones when
+    ``synth_dir`` holds a ``synth.jsonl``), run the model once over each, sweep the threshold and return
+    the report: ``{"streams": [...], "speakers": {...}, "config": {...}, "compute": {...}, "notes": [...]}``.
+    ``model_key`` names the model in cache keys (e.g. a digest of its file). CTC models:
+    :func:`speech.bench.detection_ctc.ctc_detection_benchmark`.
     """
     import torch
 
-    from speech.audio import find_audio_files, load_audio
-    from speech.data.streams import build_stream
     from speech.streaming import SmoothingConfig
 
     if recognizer.is_ctc:
-        raise ValueError("the detection benchmark scores classifiers (a CTC model's live path decodes utterances)")
+        raise ValueError("detection_benchmark scores classifiers; CTC models: speech.bench.detection_ctc")
     smoothing = smoothing or SmoothingConfig()
     thresholds = sorted(set(float(t) for t in thresholds) | {float(smoothing.detection_threshold)})
     notes: list[str] = []
     rate = recognizer.sample_rate
-    noise_files = find_audio_files(noise_dir)
-    if not noise_files:
-        raise ValueError(f"{noise_dir}: no noise recordings")
-    noise = [load_audio(f, rate, max_duration=None).numpy() for f in noise_files]
-    clips, split = load_clips(recognizer, shared, synth_dir, notes.append)
+    noise, clips, split = load_inputs(recognizer, shared, noise_dir, synth_dir, notes.append)
 
     streams, compute, calls, wall, audio_seconds, checks, hops = [], 0.0, 0, 0.0, 0.0, [], 0
-    for kind in ("real", "synth"):
-        for half in halves:
-            negatives = getattr(clips[half], kind)
-            if kind == "synth" and not negatives:
-                continue
-            if not clips[half].commands:
-                raise ValueError(f"{half}: no command clips this model can say")
-            name = f"{half.upper()}, {'real' if kind == 'real' else 'synthesized'} speech"
-            if progress:
-                progress(name)
-            stream_seed = seed + (0 if half == "test" else 1000) + (0 if kind == "real" else 2000)
-            audio, events = build_stream(clips[half].commands + negatives, noise, sample_rate=rate, seed=stream_seed,
-                                         snr_db=snr_db, seconds=None if minutes is None else minutes * 60, noise_rms=noise_rms)
-            seconds = len(audio) / rate
-            key = audio_key(model_key, getattr(recognizer, "engine", ""), hop_seconds, recognizer.window_seconds,
-                            *([] if gate_db is None else [f"gate{gate_db:g}"]), audio)
-            post, cached = posteriors_cached(
-                cache, key, lambda: stream_posteriors(recognizer, audio, hop_seconds, smoothing, block_ms, gate_db))
-            rows = sweep(post.times, post.probabilities, recognizer.labels, events, seconds, smoothing, thresholds, tolerance)
-            point = next(r for r in rows if r["threshold"] == float(smoothing.detection_threshold))
-            if post.detections is not None:  # the replayed smoothing equals the run itself at its own settings
-                checks.append(post.detections == replay(post.times, post.probabilities, recognizer.labels, smoothing))
-                compute, calls, wall = compute + post.compute_seconds, calls + post.model_calls, wall + post.wall_seconds
-                audio_seconds, hops = audio_seconds + seconds, hops + len(post.times)
-            speakers = {"commands": clips[half].speakers.get("commands", [])}
-            speakers.update({s: v for s, v in clips[half].speakers.items()
-                             if s != "commands" and (s.startswith("synth_") == (kind == "synth"))})
-            streams.append({
-                "stream": name, "half": half, "negatives": kind, "seconds": round(seconds, 1),
-                "words": len(events), "negative_words": sum(not e.is_command for e in events),
-                "speakers": speakers, "cached": cached,
-                "operating_point": {**{k: v for k, v in point.items() if k != "latencies"}, **latency_summary(point["latencies"])},
-                "sweep": [{k: v for k, v in r.items() if k not in ("latencies", "by_source")} | latency_summary(r["latencies"]) for r in rows],
-            })
+    for stream in benchmark_streams(clips, noise, rate, halves=halves, snr_db=snr_db, minutes=minutes, seed=seed,
+                                    noise_rms=noise_rms, progress=progress):
+        audio, events = stream.audio, stream.events
+        seconds = len(audio) / rate
+        key = audio_key(model_key, getattr(recognizer, "engine", ""), hop_seconds, recognizer.window_seconds,
+                        *([] if gate_db is None else [f"gate{gate_db:g}"]), audio)
+        post, cached = posteriors_cached(
+            cache, key, lambda: stream_posteriors(recognizer, audio, hop_seconds, smoothing, block_ms, gate_db))
+        rows = sweep(post.times, post.probabilities, recognizer.labels, events, seconds, smoothing, thresholds, tolerance)
+        point = next(r for r in rows if r["threshold"] == float(smoothing.detection_threshold))
+        if post.detections is not None:  # the replayed smoothing equals the run itself at its own settings
+            checks.append(post.detections == replay(post.times, post.probabilities, recognizer.labels, smoothing))
+            compute, calls, wall = compute + post.compute_seconds, calls + post.model_calls, wall + post.wall_seconds
+            audio_seconds, hops = audio_seconds + seconds, hops + len(post.times)
+        streams.append(stream_report(stream, rows, point, cached, rate))
     if synth_dir is None:
         notes.append("no --synth-dir: the synthesized negatives are skipped")
     return {
@@ -329,14 +319,20 @@ def _num(x, pattern="{:.1f}") -> str:
     return "-" if x is None else pattern.format(round(x, 2) + 0.0)  # + 0.0: no "-0.00"
 
 
-def detection_tables(report: dict) -> str:
+def detection_tables(report: dict, header: str | None = None, compute_line: str | None = None,
+                     threshold_name: str = "threshold") -> str:
     """The report in markdown: the operating point per stream, false accepts by source, the DET table
-    and the speakers of each half."""
+    and the speakers of each half. ``header`` / ``compute_line``: the first line and the compute line
+    (default: the classifier's smoothing and compute); ``threshold_name``: what the sweep varies (the CTC
+    benchmark: ``rejection``). The operating point is ``config["reject"]`` where there is one, else
+    ``config["detection_threshold"]``."""
     c = report["config"]
-    op = c["detection_threshold"]
-    lines = [f"Operating point: threshold {op:g}, average window {c['average_window_ms']:g} ms, minimum count "
-             f"{c['minimum_count']}, suppression {c['suppression_ms']:g} ms, hop {c['hop_ms']:g} ms; SNR {c['snr_db']:g} dB; "
-             f"a hit is the right label from the word's start to {c['tolerance_s']:g} s after its end.", "",
+    op = c["reject"] if "reject" in c else c["detection_threshold"]
+    if header is None:
+        header = (f"Operating point: threshold {op:g}, average window {c['average_window_ms']:g} ms, minimum count "
+                  f"{c['minimum_count']}, suppression {c['suppression_ms']:g} ms, hop {c['hop_ms']:g} ms; SNR {c['snr_db']:g} dB; "
+                  f"a hit is the right label from the word's start to {c['tolerance_s']:g} s after its end.")
+    lines = [header, "",
              "| stream | audio (min) | commands | hits | miss rate | other speech (min) | false accepts on other speech | per hour | wrong label on a command | latency median (s) | p90 (s) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in report["streams"]:
@@ -346,7 +342,7 @@ def detection_tables(report: dict) -> str:
                      f"{p['other_seconds'] / 60:.1f} | {p['false_accepts_on_speech']} | {_num(p['false_accepts_per_hour'])} | "
                      f"{p['wrong_label']}{repeats} | "
                      f"{_num(p['latency_median_s'], '{:.2f}')} | {_num(p['latency_p90_s'], '{:.2f}')} |")
-    lines += ["", f"False accepts on other speech by source (threshold {op:g}):", "",
+    lines += ["", f"False accepts on other speech by source ({threshold_name} {op:g}):", "",
               "| stream | source | words | minutes | false accepts | per hour |", "|---|---|---:|---:|---:|---:|"]
     for s in report["streams"]:
         for name, b in s["operating_point"]["by_source"].items():
@@ -354,8 +350,8 @@ def detection_tables(report: dict) -> str:
                 continue
             lines.append(f"| {s['stream']} | {name} | {b['words'] or '-'} | {b['seconds'] / 60:.1f} | {b['false_accepts']} | "
                          f"{_num(b['false_accepts_per_hour'])} |")
-    lines += ["", "DET: miss rate / false accepts per hour of other speech, by threshold (`*`: the operating point)", "",
-              "| threshold | " + " | ".join(s["stream"] for s in report["streams"]) + " |",
+    lines += ["", f"DET: miss rate / false accepts per hour of other speech, by {threshold_name} (`*`: the operating point)", "",
+              f"| {threshold_name} | " + " | ".join(s["stream"] for s in report["streams"]) + " |",
               "|---:|" + "---:|" * len(report["streams"])]
     for i, t in enumerate(c["thresholds"]):
         cells = [f"{_pct(s['sweep'][i]['miss_rate'])} / {_num(s['sweep'][i]['false_accepts_per_hour'])}" for s in report["streams"]]
@@ -376,19 +372,22 @@ def detection_tables(report: dict) -> str:
     lines.append(f"- trained on (not used): {len(sp['trained_on']['speech_commands_v2_test_dev'])} speech_commands_v2_test_dev "
                  f"speakers; FSDD: {sp['trained_on']['fsdd']}; speech_commands_v1_sample: {sp['trained_on']['sc_v1_sample']}")
     comp = report["compute"]
-    if comp["hops"]:
+    if compute_line is None and comp.get("hops"):
         gate = c.get("gate_db")
         gated = (f"energy gate {gate:g} dB: the model ran on {100 * (1 - comp['gated_fraction']):.0f} % of the hops "
                  f"({comp['model_ms_per_call']:.2f} ms a call); " if gate else "no energy gate; ")
-        lines += ["", f"compute ({comp['threads']} thread, {c.get('engine', 'torch')}): {gated}model {comp['model_ms_per_hop']:.2f} ms per hop, "
-                      f"whole pipeline real-time factor {comp['pipeline_real_time_factor']:.4f} over {comp['audio_seconds'] / 60:.1f} min of audio; "
-                      f"replayed smoothing equals the run at threshold {op:g}: {report['checks']['replay_equals_direct_run']}"]
+        compute_line = (f"compute ({comp['threads']} thread, {c.get('engine', 'torch')}): {gated}model {comp['model_ms_per_hop']:.2f} ms per hop, "
+                        f"whole pipeline real-time factor {comp['pipeline_real_time_factor']:.4f} over {comp['audio_seconds'] / 60:.1f} min of audio; "
+                        f"replayed smoothing equals the run at threshold {op:g}: {report['checks']['replay_equals_direct_run']}")
+    if compute_line:
+        lines += ["", compute_line]
     for n in report["notes"]:
         lines.append(f"note: {n}")
     return "\n".join(lines)
 
 
-def det_plot(report: dict, path: str | os.PathLike, title: str | None = None) -> None:
+def det_plot(report: dict, path: str | os.PathLike, title: str | None = None, threshold_name: str = "threshold",
+             marks: Sequence[float] = (0.3, 0.7, 0.8, 0.9, 0.95)) -> None:
     """The DET curves (miss rate against false accepts per hour of other speech, one line per stream)
     as a PNG, the operating point of each marked and the issue's target (<= 5 % misses at <= 2 per
     hour) shaded."""
@@ -397,7 +396,8 @@ def det_plot(report: dict, path: str | os.PathLike, title: str | None = None) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    op = report["config"]["detection_threshold"]
+    c = report["config"]
+    op = c["reject"] if "reject" in c else c["detection_threshold"]
     fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=110)
     ax.fill_between([0, 2], [0, 0], [5, 5], color="tab:green", alpha=0.15, label="target: <= 5 % missed, <= 2 FA/h")
     styles = {("test", "real"): ("tab:blue", "-"), ("dev", "real"): ("tab:blue", "--"),
@@ -411,19 +411,19 @@ def det_plot(report: dict, path: str | os.PathLike, title: str | None = None) ->
         ax.plot(*zip(*points), line, color=color, marker=".", label=s["stream"])
         if n == 0:  # the thresholds along the first curve
             for r in s["sweep"]:
-                if r["threshold"] in (0.3, 0.7, 0.8, 0.9, 0.95) and r["miss_rate"] is not None and r["false_accepts_per_hour"] is not None:
+                if r["threshold"] in marks and r["miss_rate"] is not None and r["false_accepts_per_hour"] is not None:
                     ax.annotate(f"{r['threshold']:g}", (r["false_accepts_per_hour"], 100 * r["miss_rate"]), textcoords="offset points",
                                 xytext=(4, 4), fontsize=7, color=color)
         p = s["operating_point"]
         if p["miss_rate"] is not None and p["false_accepts_per_hour"] is not None:
             ax.plot([p["false_accepts_per_hour"]], [100 * p["miss_rate"]], "o", color=color, markersize=9, markerfacecolor="none", markeredgewidth=2)
-    ax.plot([], [], "o", color="black", markerfacecolor="none", markeredgewidth=2, label=f"defaults (threshold {op:g})")
+    ax.plot([], [], "o", color="black", markerfacecolor="none", markeredgewidth=2, label=f"defaults ({threshold_name} {op:g})")
     ax.set_xscale("symlog", linthresh=1.0)  # 0 .. 1 linear, then logarithmic: thresholds with no false accept show at 0
     ax.set_xlim(left=0)
     ax.set_ylim(0, 100)
     ax.set_xlabel("false accepts per hour of non-command speech")
     ax.set_ylabel("commands missed (%)")
-    ax.set_title(title or "Detection error trade-off, sweep of the detection threshold")
+    ax.set_title(title or f"Detection error trade-off, sweep of the {threshold_name}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
@@ -460,19 +460,24 @@ def add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
                         help="the spotter's energy gate, as 'speech listen --gate-db'; 0: off (default: %(default)s)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=list(DEFAULT_THRESHOLDS), help="the sweep (default: 0.2 .. 0.99)")
+    parser.add_argument("--thresholds", type=float, nargs="+",
+                        help="the sweep (default: 0.2 .. 0.99; CTC models: rejections 0 .. 0.9)")
     parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
     parser.add_argument("--tolerance", type=float, default=1.0, help="seconds after a word's end a detection still hits it (default: 1.0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
-    parser.add_argument("--cache", metavar="DIR", help="keep the posteriors of each stream here (a rerun skips the model)")
+    parser.add_argument("--cache", metavar="DIR", help="keep the posteriors of each stream (CTC models: its utterances) here (a rerun skips the model)")
     parser.add_argument("--out", metavar="FILE", action="append", default=[],
                         help="also write the tables (FILE.md) or the report (FILE.json); may be given twice")
     parser.add_argument("--plot", metavar="FILE.png", help="write the DET curves as a PNG")
+    from speech.bench.detection_ctc import add_ctc_arguments
+
+    add_ctc_arguments(parser)
 
 
 def run_detection(args: argparse.Namespace) -> int:
     import torch
 
+    from speech.bench.detection_ctc import PLOT_MARKS, check_ctc_arguments, ctc_detection_tables, run_ctc_detection
     from speech.checkpoint import resolve_model_path
     from speech.streaming import SmoothingConfig
     from speech.transcribe import UsageError, load_recognizer
@@ -483,8 +488,6 @@ def run_detection(args: argparse.Namespace) -> int:
     try:
         if (args.minutes is not None and args.minutes <= 0) or args.hop_ms <= 0 or not 0 < args.threshold <= 1:
             raise UsageError("--minutes and --hop-ms must be positive, --threshold in (0, 1]")
-        if any(not 0 < t <= 1 for t in args.thresholds):
-            raise UsageError("--thresholds must be in (0, 1]")
         if not args.noise_dir or not Path(args.noise_dir).is_dir():
             raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
         for name in (SPEECH_COMMANDS_TEST, "fsdd", "speech_commands_v1_sample"):
@@ -493,7 +496,12 @@ def run_detection(args: argparse.Namespace) -> int:
         for path in args.out + ([args.plot] if args.plot else []):
             if not Path(path).resolve().parent.is_dir():
                 raise UsageError(f"{path}: the folder does not exist")
+        check_ctc_arguments(args)
         recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
+        if not recognizer.is_ctc and (args.grammar or args.reject is not None):
+            raise UsageError("--grammar and --reject are for CTC models (this model is a classifier)")
+        if not recognizer.is_ctc and args.thresholds and any(not 0 < t <= 1 for t in args.thresholds):
+            raise UsageError("--thresholds must be in (0, 1]")
         model_file = resolve_model_path(args.model)
         model_key = hashlib.sha256(Path(model_file).read_bytes()).hexdigest() if Path(model_file).is_file() else str(model_file)
         synth_dir = args.synth_dir
@@ -502,12 +510,16 @@ def run_detection(args: argparse.Namespace) -> int:
             if why:
                 say(why)
                 synth_dir = None
-        smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
-        report = detection_benchmark(
-            recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
-            snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,
-            thresholds=args.thresholds, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
-            cache=args.cache, model_key=model_key, progress=say, gate_db=args.gate_db if args.gate_db > 0 else None)
+        if recognizer.is_ctc:
+            report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
+        else:
+            smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
+            report = detection_benchmark(
+                recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
+                snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,
+                thresholds=args.thresholds or DEFAULT_THRESHOLDS, block_ms=args.block_ms, seed=args.seed,
+                tolerance=args.tolerance, cache=args.cache, model_key=model_key, progress=say,
+                gate_db=args.gate_db if args.gate_db > 0 else None)
         if args.synth_dir and synth_dir is None:
             report["notes"] = [n for n in report["notes"] if "--synth-dir" not in n] + [why]
     except (UsageError, ValueError, OSError) as err:
@@ -515,10 +527,14 @@ def run_detection(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     report["config"].update(model=str(args.model), engine=recognizer.engine, data=str(args.data))
     report["machine"] = machine_line(info, load_now())
-    table = detection_tables(report)
+    table = ctc_detection_tables(report) if recognizer.is_ctc else detection_tables(report)
     print(table)
     for path in args.out:
         write_report(path, report, table)
     if args.plot:
-        det_plot(report, args.plot, f"DET of '{args.model}' ({recognizer.engine}), {args.snr:g} dB SNR, speakers never trained on")
+        title = f"DET of '{args.model}' ({recognizer.engine}), {args.snr:g} dB SNR, speakers never trained on"
+        if recognizer.is_ctc:
+            det_plot(report, args.plot, title, threshold_name="rejection", marks=PLOT_MARKS)
+        else:
+            det_plot(report, args.plot, title)
     return EXIT_OK

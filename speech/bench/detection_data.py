@@ -1,7 +1,8 @@
 """What the detection benchmark (:mod:`speech.bench.detection`) streams: the speaker split of the bundled
 ``commands`` model redone without synthesis (:func:`commands_split`), its unseen speakers halved into DEV and
 TEST (:func:`speaker_halves`), the clips of each half (:func:`load_clips`: commands, real negatives, and the
-synthesized sentences of :data:`NEGATIVE_SENTENCES` made by :func:`make_synth_negatives`)."""
+synthesized sentences of :data:`NEGATIVE_SENTENCES` made by :func:`make_synth_negatives`), and the streams
+built of them (:func:`benchmark_streams`), the same for every model the benchmark scores."""
 from __future__ import annotations
 
 import os
@@ -9,15 +10,20 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from speech.bench.measure import COMMANDS, SPEECH_COMMANDS_TEST
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HALVES = ("test", "dev")  # the final number first
 TRAIN_SPEAKERS = 36  # recipes/commands/build_manifests.py --train-speakers (default)
 SPLIT_SEED = 0  # its --seed (default), and the seed of the DEV/TEST halves
 SYNTH_ENGINES = "flite,festival,espeak,piper"  # the synthesized negatives' engines (fast enough on a CPU)
-FSDD_TRAINING_CLIPS = 400  # build_manifests.py: FSDD digits offered to training as unknown words
+# FSDD digits build_manifests.py offered to training as unknown words until 2026-12-01 (now --fsdd 0): still
+# left out, so models of before and after are scored on identical streams
+FSDD_TRAINING_CLIPS = 400
 DEFAULT_THRESHOLDS = (0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 SOURCES = {  # source -> what it is, for the report
     "sc_v2_unknown": "speech_commands_v2_test_dev _unknown_ words (the half's speakers)",
@@ -188,9 +194,10 @@ def speaker_halves(speakers: Sequence[str], seed: int = SPLIT_SEED) -> dict[str,
 
 
 def fsdd_training_clips(shared: str | os.PathLike, seed: int = SPLIT_SEED) -> set[str]:
-    """File names of the FSDD digits ``build_manifests.py`` offers to training as unknown words: the
-    rows of ``speech prepare fsdd --split upstream`` (train, valid, test) shuffled by
-    ``random.Random(seed + 2)``, the first 400."""
+    """File names of the FSDD digits ``build_manifests.py`` offered to training as unknown words until
+    2026-12-01 (``--fsdd 400``; its default is 0 now): the rows of ``speech prepare fsdd --split upstream``
+    (train, valid, test) shuffled by ``random.Random(seed + 2)``, the first 400. The benchmark still
+    leaves them out, so older and newer models are scored on identical streams."""
     from speech.data.fsdd import scan_recordings, upstream_split
 
     splits = upstream_split(scan_recordings(Path(shared) / "fsdd", []))
@@ -222,10 +229,11 @@ class HalfClips:
 
 
 def load_clips(recognizer, shared: str | os.PathLike, synth_dir: str | os.PathLike | None = None,
-               notes: Callable[[str], None] | None = None) -> tuple[dict[str, HalfClips], dict]:
+               notes: Callable[[str], None] | None = None, known: set[str] | None = None) -> tuple[dict[str, HalfClips], dict]:
     """The clips of both halves at the model's rate, and ``split`` (the speaker lists, what was left out
-    and why). Commands are the words of ``speech_commands_v2_test_dev`` the model can say, by its unseen
-    speakers; words the model knows are never used as negatives."""
+    and why). Commands are the words of ``speech_commands_v2_test_dev`` the model can say (``known``:
+    default the classifier's labels but ``_silence_`` / ``_unknown_``; a CTC model's grammar phrases), by
+    its unseen speakers; words the model knows are never used as negatives."""
     from speech.audio import load_audio
     from speech.data.fsdd import DIGIT_WORDS
     from speech.data.speech_commands import test_layout_rows
@@ -235,7 +243,7 @@ def load_clips(recognizer, shared: str | os.PathLike, synth_dir: str | os.PathLi
     note = notes or (lambda line: None)
     shared = Path(shared)
     rate = recognizer.sample_rate
-    known = set(recognizer.labels) - set(NEVER_FIRE)
+    known = set(recognizer.labels) - set(NEVER_FIRE) if known is None else set(known)
     v2_rows = test_layout_rows(shared / SPEECH_COMMANDS_TEST, 12, [])
     split = split_of_rows(v2_rows)
     halves = speaker_halves(split["unseen"])
@@ -263,7 +271,7 @@ def load_clips(recognizer, shared: str | os.PathLike, synth_dir: str | os.PathLi
         elif word not in known:
             add(half, "sc_v2_unknown", Clip(wave(row.audio_filepath), word, False, row.speaker, "sc_v2_unknown"))
 
-    # FSDD: speakers split into halves; the digits offered to the bundled model's training are left out
+    # FSDD: speakers split into halves; the digits the bundled model trained on until 2026-12-01 are left out
     fsdd_root = shared / "fsdd" / "recordings"
     trained = fsdd_training_clips(shared)
     fsdd_files = sorted(fsdd_root.glob("*.wav"))
@@ -312,14 +320,72 @@ def load_clips(recognizer, shared: str | os.PathLike, synth_dir: str | os.PathLi
         out[h].speakers = {k: sorted(v) for k, v in sorted(out[h].speakers.items())}
     info = {
         "trained_on": {"speech_commands_v2_test_dev": split["train"],
-                       "fsdd": f"{len(trained)} digits of all 5 speakers offered to training as unknown words (left out here)",
-                       "sc_v1_sample": "every clip of the sample is in the training manifest's candidates"},
+                       "fsdd": f"the {len(trained)} digits the bundled model trained on until 2026-12-01 are left out; "
+                               "the current recipe trains on no FSDD",
+                       "sc_v1_sample": "the current recipe trains on no v1 sample clips (the bundled model of "
+                                       "2026-12-01 and before had all of them among its training candidates)"},
         "halves": {h: {"speech_commands_v2_test_dev": halves[h], "fsdd": fsdd_speakers[h],
                        "sc_v1_sample": sorted(s for s, x in v1_half.items() if x == h)} for h in HALVES},
         "left_out": {"fsdd_training_clips": left_out},
         "synth": synth_note,
     }
     return out, info
+
+
+@dataclass
+class BenchStream:
+    """One stream of the benchmark: ``audio (samples,)`` at the model's rate, its ``events`` (the words and
+    where they are), the half, the kind of negatives (``real`` or ``synth``), its report name and the
+    speakers of each source in it."""
+
+    name: str
+    half: str
+    kind: str
+    audio: np.ndarray
+    events: list
+    speakers: dict
+
+
+def load_inputs(recognizer, shared: str | os.PathLike, noise_dir: str | os.PathLike, synth_dir: str | os.PathLike | None,
+                notes: Callable[[str], None], known: set[str] | None = None):
+    """``(noise recordings, clips of each half, speaker split)`` at the model's rate (:func:`load_clips`;
+    ``known``: the words that are commands, default the model's labels)."""
+    from speech.audio import find_audio_files, load_audio
+
+    noise_files = find_audio_files(noise_dir)
+    if not noise_files:
+        raise ValueError(f"{noise_dir}: no noise recordings")
+    noise = [load_audio(f, recognizer.sample_rate, max_duration=None).numpy() for f in noise_files]
+    clips, split = load_clips(recognizer, shared, synth_dir, notes, known=known)
+    return noise, clips, split
+
+
+def benchmark_streams(clips: dict, noise: list, rate: int, *, halves: Sequence[str] = HALVES, snr_db: float = 10.0,
+                      minutes: float | None = None, seed: int = 0, noise_rms: float = 0.01,
+                      progress: Callable[[str], None] | None = None):
+    """The streams of the benchmark, one :class:`BenchStream` at a time: for each kind of negatives (real,
+    then synthesized where there are any) and each half, the half's commands and negatives through
+    :func:`~speech.data.streams.build_stream` (seed ``seed`` + 1000 for DEV + 2000 for synthesized), every
+    clip once (``minutes=None``) or rounds of them for ``minutes``. Every model is scored on these."""
+    from speech.data.streams import build_stream
+
+    for kind in ("real", "synth"):
+        for half in halves:
+            negatives = getattr(clips[half], kind)
+            if kind == "synth" and not negatives:
+                continue
+            if not clips[half].commands:
+                raise ValueError(f"{half}: no command clips this model can say")
+            name = f"{half.upper()}, {'real' if kind == 'real' else 'synthesized'} speech"
+            if progress:
+                progress(name)
+            stream_seed = seed + (0 if half == "test" else 1000) + (0 if kind == "real" else 2000)
+            audio, events = build_stream(clips[half].commands + negatives, noise, sample_rate=rate, seed=stream_seed,
+                                         snr_db=snr_db, seconds=None if minutes is None else minutes * 60, noise_rms=noise_rms)
+            speakers = {"commands": clips[half].speakers.get("commands", [])}
+            speakers.update({s: v for s, v in clips[half].speakers.items()
+                             if s != "commands" and (s.startswith("synth_") == (kind == "synth"))})
+            yield BenchStream(name, half, kind, audio, events, speakers)
 
 
 def make_synth_negatives(folder: str | os.PathLike, sentences: str | None = None, engines: str | None = None,

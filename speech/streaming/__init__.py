@@ -5,7 +5,7 @@ One path for the microphone, ``--input-file`` and the streaming benchmark::
     audio callback / file feeder --(BlockQueue: never blocks the callback)--> run_stream():
         StreamPipeline: downmix -> StreamResampler (source rate -> model rate) -> RingBuffer
             classifier: CommandSpotter  = sliding window (model's window, hop) + RecognizeCommands smoothing
-            CTC:        UtteranceTranscriber = EnergyVAD gate -> one decode per utterance (grammar, beam)
+            CTC:        UtteranceTranscriber = EnergyVAD gate -> one decode per utterance (grammar, beam, rejection)
         -> Detection(time, label or text, score, audio)
 
 Inside: ``buffers`` (ring buffer, block resampler, levels), ``detection`` (posterior smoothing, the
@@ -23,13 +23,13 @@ from speech.streaming.pipeline import (
     END, BlockQueue, FileInput, StreamError, StreamPipeline, StreamSummary, make_stage, run_stream,
 )
 from speech.streaming.stateful import StreamingModel
-from speech.streaming.utterances import EnergyVAD, UtteranceTranscriber, VADConfig
+from speech.streaming.utterances import DEFAULT_REJECT, EnergyVAD, UtteranceTranscriber, VADConfig
 
 __all__ = [
     "RingBuffer", "StreamResampler", "level_db", "frame_levels_db", "NoiseFloor",
     "SILENCE", "UNKNOWN", "NEVER_FIRE", "DEFAULT_GATE_DB", "Detection", "ComputeMeter", "SmoothingConfig", "RecognizeCommands",
     "CommandSpotter",
-    "VADConfig", "EnergyVAD", "UtteranceTranscriber",
+    "VADConfig", "EnergyVAD", "UtteranceTranscriber", "DEFAULT_REJECT",
     "StreamPipeline", "make_stage", "StreamError", "END", "BlockQueue", "FileInput", "StreamSummary", "run_stream",
     "StreamingModel",
 ]

@@ -13,6 +13,11 @@ from speech.streaming.buffers import NoiseFloor, RingBuffer, frame_levels_db
 from speech.streaming.detection import UNKNOWN, ComputeMeter, Detection
 from speech.streaming.stateful import StreamingModel
 
+# ``speech listen --reject``: an utterance whose best grammar phrase has a CTC probability below this is
+# other speech (_unknown_, not reported). Chosen on the DEV half of ``speech bench detection --model
+# commands-ctc`` (docs/live.md, "CTC models").
+DEFAULT_REJECT = 0.35
+
 
 @dataclass
 class VADConfig:
@@ -102,8 +107,13 @@ class EnergyVAD:
 
 class UtteranceTranscriber:
     """CTC stage: an :class:`EnergyVAD` finds utterances; each is decoded once it ends (with
-    ``options``: grammar, beam). With ``streaming=True`` (unidirectional models) the model runs on the
-    audio as it arrives (:class:`StreamingModel`) and only the decoding waits for the end."""
+    ``options``: grammar, beam, rejection). With ``streaming=True`` (unidirectional models) the model runs
+    on the audio as it arrives (:class:`StreamingModel`) and only the decoding waits for the end.
+
+    An utterance decoded as ``_unknown_`` (below ``options.reject`` or ``options.threshold``) or as nothing
+    gives no detection. A detection's ``score`` is the rejection score (:attr:`Result.confidence
+    <speech.recognizer.Result>`, the best phrase's CTC probability) when ``options.reject`` is set, else
+    the decoder's score (the grammar posterior)."""
 
     def __init__(self, recognizer, options=None, vad: VADConfig | None = None, streaming: bool = False):
         from speech.recognizer import DecodeOptions
@@ -151,8 +161,9 @@ class UtteranceTranscriber:
             self.compute.add(time.perf_counter() - t0, 0)
             self.pushed = end
 
-    def _finish(self, ring: RingBuffer, end: int) -> list[Detection]:
-        start, self.start = self.start, None
+    def decode_utterance(self, ring: RingBuffer, start: int, end: int):
+        """The model's answer (:class:`~speech.recognizer.Result`) for the samples ``start:end`` of the
+        stream, the utterance that just ended; its audio ``(samples,)`` is the second value."""
         audio = ring.read(start, end)
         t0 = time.perf_counter()
         if self.streaming is not None:
@@ -162,7 +173,13 @@ class UtteranceTranscriber:
             output = self.recognizer.forward([torch.from_numpy(audio)])[0]
         result = self.recognizer.decode(output, self.options)
         self.compute.add(time.perf_counter() - t0)
+        return result, audio
+
+    def _finish(self, ring: RingBuffer, end: int) -> list[Detection]:
+        start, self.start = self.start, None
+        result, audio = self.decode_utterance(ring, start, end)
         if not result.text or result.text == UNKNOWN:
             return []
-        return [Detection(end / self.rate, result.text, float(result.score), start / self.rate, end / self.rate,
+        score = result.confidence if result.confidence is not None else result.score
+        return [Detection(end / self.rate, result.text, float(score), start / self.rate, end / self.rate,
                           is_text=True, audio=audio)]
