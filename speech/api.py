@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from speech.streaming import Detection
 
 DEFAULT_GATE_DB = 10.0  # = speech.streaming.DEFAULT_GATE_DB (not imported here: it would load torch)
-DEFAULT_REJECT = 0.35  # = speech.streaming.DEFAULT_REJECT (likewise; tests/test_api.py checks both)
+DEFAULT_REJECT = 0.35  # = speech.streaming.DEFAULT_REJECT (likewise; tests/test_api.py checks these)
+LISTEN_SKIPPING = "suppressed"  # = speech.streaming.detection.LISTEN_SKIPPING
 AudioInput = Union[str, os.PathLike, "np.ndarray", "torch.Tensor"]
 ENGINES = ("auto", "torch", "onnx")
 
@@ -196,7 +197,7 @@ class Model:
                average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
                streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB, reject: float | None = DEFAULT_REJECT,
-               on_warning: Callable[[str], None] | None = None) -> "Stream":
+               skipping: str = LISTEN_SKIPPING, on_warning: Callable[[str], None] | None = None) -> "Stream":
         """A :class:`Stream` for live audio at ``sample_rate`` (default: the model's): the pipeline of
         ``speech listen`` (same defaults). Classifiers: a window every ``hop_seconds`` and posterior
         smoothing (``threshold``, ``average_window_ms``, ``suppression_ms``, ``minimum_count``); CTC
@@ -204,7 +205,9 @@ class Model:
         (``grammar``, ``beam``, ``reject``: the CTC probability under which an utterance is other speech;
         ``streaming=True`` runs a unidirectional model as the audio arrives).
         ``gate_db``: classifiers skip the model on windows that stay within this many dB of the noise
-        floor (None: run it on every window). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
+        floor (None: run it on every window); ``skipping``: ``"quiet"`` scores only every third window while
+        no command is near, ``"suppressed"`` also skips the second after a detection, ``"off"`` scores every
+        window (the same detections; :class:`~speech.streaming.CommandSpotter`). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
         from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, make_stage
 
@@ -221,7 +224,7 @@ class Model:
         options = self.decode_options(grammar=grammar, beam=beam, reject=reject, on_warning=on_warning) if self.is_ctc else None
         smoothing = SmoothingConfig(average_window_ms, threshold, suppression_ms, minimum_count)
         vad = VADConfig(start_db=vad_start_db, stop_db=min(6.0, vad_start_db), hangover_ms=vad_hangover_ms)
-        stage = make_stage(self.recognizer, hop_seconds, smoothing, options, vad, streaming, gate_db)  # ValueError: --streaming
+        stage = make_stage(self.recognizer, hop_seconds, smoothing, options, vad, streaming, gate_db, skipping)  # ValueError: --streaming
         return Stream(StreamPipeline(stage, int(sample_rate or self.sample_rate), self.sample_rate))
 
 

@@ -60,7 +60,7 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """Runs an exported ``.onnx`` model in onnxruntime (CPU, 1-2 intra-op threads).
+    """Runs an exported ``.onnx`` model in onnxruntime (CPU, 1-2 intra-op threads that do not spin between runs).
 
     ``metadata``: the stored description (keys ``labels``, ``head``, ``sample_rate``, ``vocabulary``,
     ``info``, ``model_config``, ``feature_config``). ``backend(waveform (B, S), lengths (B,))`` ->
@@ -78,6 +78,9 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # with more than one thread, onnxruntime's pool spins after each run waiting for the next: a live
+        # stream (one window per 100 ms) then burns 40-50 % of a core on nothing (docs/benchmarks.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as err:

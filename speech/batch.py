@@ -248,6 +248,7 @@ def recognize_items_in_processes(
     to whichever process is free, and the records come back in input order. ``kwargs``: ``segments``,
     ``hop_seconds``, ``max_duration``. The answers are those of one process (the same model, the same
     batching of each group). CPU models only (CUDA does not survive a fork)."""
+    import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -255,6 +256,10 @@ def recognize_items_in_processes(
         raise ValueError("worker processes run CPU models; use one process on a GPU")
     groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
     _WORKER.update(recognizer=recognizer, kwargs=kwargs)
+    # The workers inherit every object of this process (the input list among them). Frozen, the workers'
+    # garbage collector leaves them alone instead of writing to their pages, which would copy them into
+    # each worker: without this, the workers' memory grew with the number of files (docs/benchmarks.md).
+    gc.freeze()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker)
     pending: list = []
@@ -275,3 +280,4 @@ def recognize_items_in_processes(
             f.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         _WORKER.clear()
+        gc.unfreeze()

@@ -225,6 +225,7 @@ class LiteModel:
         options.intra_op_num_threads = max(1, int(threads))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as speech.backends.OnnxBackend
         if source is not None:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:

@@ -25,7 +25,7 @@ from typing import TextIO
 
 EXIT_OK, EXIT_USAGE = 0, 2
 PROG = "speech listen"
-from speech.api import DEFAULT_REJECT  # torch-free there (= speech.streaming.DEFAULT_REJECT)
+from speech.api import DEFAULT_REJECT, LISTEN_SKIPPING  # torch-free there (= speech.streaming's)
 
 EPILOG = """\
 examples:
@@ -255,6 +255,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cls.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB, metavar="DB",
                      help="skip the model on windows within DB of the noise floor (nothing to hear); 0: never skip "
                           f"(default: {DEFAULT_GATE_DB:g})")
+    cls.add_argument("--hop-skipping", choices=("off", "quiet", "suppressed"), default=LISTEN_SKIPPING,
+                     help="score only every third window while no command is near (quiet), and skip the second after "
+                          f"a detection too (suppressed); the same detections, less compute (default: {LISTEN_SKIPPING})")
     ctc = parser.add_argument_group("CTC models: voice-activity gate and decoding")
     ctc.add_argument("--grammar", metavar="FILE", help="only these phrases (one per line; '#' comments)")
     ctc.add_argument("--beam", type=int, default=1, help="prefix beam search width (default: 1 = greedy)")
@@ -319,7 +322,7 @@ def open_stream(model, args: argparse.Namespace, source_rate: int):
             minimum_count=args.minimum_count, grammar=args.grammar, beam=args.beam,
             vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms, streaming=args.streaming,
             gate_db=args.gate_db if args.gate_db > 0 else None,
-            reject=DEFAULT_REJECT if args.reject is None else args.reject, on_warning=error)
+            reject=DEFAULT_REJECT if args.reject is None else args.reject, skipping=args.hop_skipping, on_warning=error)
     except ValueError as err:
         raise UsageError(str(err)) from None
     return stream

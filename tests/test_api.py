@@ -35,6 +35,9 @@ def test_the_face_is_typed_and_importing_it_loads_no_torch():
 
     assert api.DEFAULT_GATE_DB == streaming.DEFAULT_GATE_DB  # written twice: the api module stays torch-free
     assert api.DEFAULT_REJECT == streaming.DEFAULT_REJECT
+    from speech.streaming import detection
+
+    assert api.LISTEN_SKIPPING == detection.LISTEN_SKIPPING
 
 
 def test_transcribe_files_agrees_with_the_command_line(commands, capsys):

@@ -266,28 +266,53 @@ def test_score_detections_matches_each_word_once_within_the_tolerance():
     assert latencies == [pytest.approx(0.2)]
 
 
+def word_stream(shared_dataset, gaps: tuple[float, ...] = (2.5,), words: tuple[str, ...] = ("yes", "stop", "left"),
+                per_word: int = 2, seed: int = 3) -> np.ndarray:
+    """Real words of the shared Speech Commands clips (``per_word`` speakers each, in turn) with the pauses
+    ``gaps`` (seconds, cycled) before each, in a room's quiet noise, 16 kHz ``(samples,)``."""
+    from speech.audio import load_audio
+
+    rng = np.random.default_rng(seed)
+    folder = shared_dataset("speech_commands_v2_test_dev")
+    clips = [load_audio(p, 16000).numpy() for w in words for p in sorted((folder / w).glob("*.wav"))[:per_word]]
+    parts = []
+    for i, clip in enumerate(clips):
+        parts += [np.zeros(int(gaps[i % len(gaps)] * 16000), np.float32), clip]
+    audio = np.concatenate(parts + [np.zeros(40000, np.float32)])
+    return audio + 0.003 * rng.standard_normal(len(audio)).astype(np.float32)  # a room's noise under everything
+
+
+def spot(recognizer, audio: np.ndarray, blocks, **spotter) -> tuple[list[tuple[str, float]], object, list[float]]:
+    """Detections ``[(label, time)]`` of a :class:`CommandSpotter` fed ``audio`` in ``blocks`` ``[(a, b)]``, the
+    spotter, and the times of the hops its smoother saw, in the order it saw them."""
+    from speech.streaming import CommandSpotter
+
+    class Seen(RecognizeCommands):
+        """The spotter's smoothing, keeping the times it is given."""
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.times: list[float] = []
+
+        def process(self, time_s, probabilities):
+            self.times.append(time_s)
+            return super().process(time_s, probabilities)
+
+    spotter = CommandSpotter(recognizer, 0.1, SmoothingConfig(), **spotter)
+    spotter.smoother = Seen(recognizer.labels, spotter.smoother.config)
+    pipeline = StreamPipeline(spotter, 16000, 16000)
+    found = [d for a, b in blocks for d in pipeline.push(audio[a:b])] + pipeline.finish()
+    return [(d.label, round(d.time, 1)) for d in found], spotter, spotter.smoother.times
+
+
 def test_energy_gate_skips_quiet_windows_and_changes_no_detection(shared_dataset):
     """The command spotter's gate: on a real stream (real words of unseen speakers in quiet noise with
     pauses, the bundled model) the model is skipped on the windows that hold nothing to hear, and the
     detections are those of the ungated spotter (the smoothing may move one by a hop)."""
-    from speech.audio import load_audio
-    from speech.streaming import CommandSpotter
-
-    rng = np.random.default_rng(3)
-    folder = shared_dataset("speech_commands_v2_test_dev")
-    words = [load_audio(p, 16000).numpy() for w in ("yes", "stop", "left") for p in sorted((folder / w).glob("*.wav"))[:2]]
-    parts = []
-    for w in words:
-        parts += [np.zeros(40000, np.float32), w]
-    audio = np.concatenate(parts + [np.zeros(40000, np.float32)])
-    audio += 0.003 * rng.standard_normal(len(audio)).astype(np.float32)  # a room's noise under everything
+    audio = word_stream(shared_dataset)
     recognizer = Recognizer("commands")
-    results = {}
-    for gate in (None, 10.0):
-        spotter = CommandSpotter(recognizer, 0.1, SmoothingConfig(), gate_db=gate)
-        pipeline = StreamPipeline(spotter, 16000, 16000)
-        found = [d for a in range(0, len(audio), 800) for d in pipeline.push(audio[a : a + 800])] + pipeline.finish()
-        results[gate] = ([(d.label, round(d.time, 1)) for d in found], spotter)
+    blocks = [(a, a + 800) for a in range(0, len(audio), 800)]
+    results = {gate: spot(recognizer, audio, blocks, gate_db=gate, skipping="off") for gate in (None, 10.0)}
     ungated, gated = results[None][1], results[10.0][1]
     assert ungated.gated == 0 and ungated.compute.calls == len(audio) // 1600
     assert gated.gated > 0.3 * ungated.compute.calls  # a third of the windows or more hold only the quiet noise
@@ -295,3 +320,31 @@ def test_energy_gate_skips_quiet_windows_and_changes_no_detection(shared_dataset
     plain, with_gate = results[None][0], results[10.0][0]
     assert len(plain) >= 4 and [label for label, _ in with_gate] == [label for label, _ in plain]
     assert all(abs(a - b) <= 0.15 for (_, a), (_, b) in zip(with_gate, plain))  # at most a hop apart
+    # the gate's frame levels are kept as the audio comes: any block sizes give the same decisions
+    odd = spot(recognizer, audio, chunks(len(audio), seed=5, largest=5000), gate_db=10.0, skipping="off")
+    assert odd[0] == with_gate and odd[1].gated == gated.gated
+
+
+def test_hop_skipping_gives_the_detections_of_every_hop_with_fewer_model_calls(shared_dataset):
+    """Hop skipping on a real stream (the bundled model; pauses of 0.5-2.5 s, so some words follow each
+    other closely and a command repeats within 1.5 s): ``quiet`` and ``suppressed`` give exactly the
+    detections of scoring every hop the gate lets through, with fewer model calls; every hop reaches the
+    smoother once, in order, and is scored, gated or held."""
+    audio = word_stream(shared_dataset, gaps=(2.5, 0.5, 1.0, 2.0), words=("yes", "yes", "stop", "left", "no"), per_word=2)
+    recognizer = Recognizer("commands")
+    blocks = [(a, a + 800) for a in range(0, len(audio), 800)]
+    hops = len(audio) // 1600
+    every, every_spotter, _ = spot(recognizer, audio, blocks, gate_db=10.0, skipping="off")
+    labels = [label for label, _ in every]
+    assert len(every) >= 6 and any(a == b for a, b in zip(labels, labels[1:]))  # a repeated command fires twice
+    calls = {}
+    for mode in ("quiet", "suppressed"):
+        found, spotter, seen = spot(recognizer, audio, blocks, gate_db=10.0, skipping=mode)
+        assert found == every, mode
+        assert seen == sorted(seen) and len(seen) == len(set(seen)) == hops
+        assert spotter.scored + spotter.gated + spotter.held == hops and spotter.held > 0
+        assert spotter.compute.calls == spotter.scored and spotter.compute.cpu_seconds > 0
+        calls[mode] = spotter.compute.calls
+    assert calls["suppressed"] < calls["quiet"] < every_spotter.compute.calls
+    with pytest.raises(ValueError, match="hop skipping"):
+        spot(recognizer, audio[:1600], [(0, 1600)], skipping="sometimes")

@@ -182,6 +182,82 @@ class PeakSampler:
         self.sample()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``/proc/PID/task/*/children``); processes that exit meanwhile are left out."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def _status_kb(pid: int, keys: tuple[str, ...]) -> dict[str, int]:
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in keys:
+                found[key] = int(value.split()[0])
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _private_kb(pid: int) -> int:
+    """The memory only ``pid`` maps (``Private_Clean`` + ``Private_Dirty`` of ``/proc/PID/smaps_rollup``), kB."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+class TreePeak:
+    """Samples the memory of a process and its descendants (a pool of forked workers) every ``interval``
+    seconds in a thread: ``peaks`` (pid -> its largest ``VmHWM`` seen, MB) and ``tree_mb``, the largest
+    total at one moment of the process's RSS and its descendants' private memory (what only they map): a
+    page a forked worker still shares with its parent is counted once, a page it copied once more. (Not
+    PSS: on a shared machine that also divides the pages of libraries other programs map.) Linux only;
+    elsewhere it records nothing."""
+
+    def __init__(self, pid: int, interval: float = 0.25):
+        self.pid, self.interval = pid, interval
+        self.peaks: dict[int, float] = {}
+        self.tree_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        total = 0
+        for p in process_tree(self.pid):
+            status = _status_kb(p, ("VmHWM", "VmRSS"))
+            if "VmHWM" in status:
+                self.peaks[p] = max(self.peaks.get(p, 0.0), status["VmHWM"] / 1024)
+                total += status.get("VmRSS", 0) if p == self.pid else _private_kb(p)
+        self.tree_mb = max(self.tree_mb, total / 1024)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def start(self) -> "TreePeak":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_measured(cmd: list[str], env: dict | None = None, stdin_path: str | None = None, cwd: str | None = None) -> dict:
     """Run ``cmd``; return ``rc``, ``wall_s``, ``stdout`` and ``stderr``. (Peak memory comes from the
     child's own ``VmHWM``: a child's ``ru_maxrss`` from ``wait4`` also counts the parent's pages it was

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from speech.api import DEFAULT_GATE_DB
-from speech.bench.measure import shared_data_dir
+from speech.bench.measure import load_now, machine_info, machine_line, shared_data_dir
 from speech.data.streams import active_span, noise_track  # noqa: F401 (the stream pieces live in the library)
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ def insert_words(
 
 @dataclass
 class ConditionResult:
-    """Scores of one benchmark stream."""
+    """Scores of one benchmark stream, and what it cost: seconds in the model (wall clock and the CPU
+    time of the recognition thread), model calls (windows scored), the process's CPU seconds and the wall
+    seconds of the whole pipeline."""
 
     name: str
     seconds: float
@@ -81,6 +83,8 @@ class ConditionResult:
     compute_seconds: float
     model_calls: int
     wall_seconds: float
+    compute_cpu_seconds: float = 0.0
+    process_cpu_seconds: float = 0.0
 
     @property
     def hit_rate(self) -> float | None:
@@ -121,52 +125,105 @@ def score_detections(detections: list[Detection], events: list[WordEvent], toler
     return hits, false, latencies
 
 
-def feed_fast(pipeline: StreamPipeline, audio: np.ndarray, sample_rate: int, block_ms: float):
-    """Feed ``audio`` through ``pipeline`` as ``speech listen --input-file --fast`` does (a file feeder
-    thread, the block queue, :func:`~speech.streaming.run_stream`): ``(detections, summary, wall seconds)``."""
+def feed(pipeline: StreamPipeline, audio: np.ndarray, sample_rate: int, block_ms: float, realtime: bool = False):
+    """Feed ``audio`` through ``pipeline`` as ``speech listen --input-file`` does (a file feeder thread, the
+    block queue, :func:`~speech.streaming.run_stream`), as fast as it goes (``--fast``) or at real-time
+    pace: ``(detections, summary, wall seconds, CPU seconds of this process)``."""
     from speech.streaming import BlockQueue, FileInput, run_stream
 
     blocks = BlockQueue()
-    source = FileInput(audio, sample_rate, max(1, int(sample_rate * block_ms / 1000)), realtime=False)
+    source = FileInput(audio, sample_rate, max(1, int(sample_rate * block_ms / 1000)), realtime=realtime)
     found: list[Detection] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     source.start(blocks)
     try:
         summary = run_stream(blocks, pipeline, found.append)
     finally:
         source.stop()
-    return found, summary, time.perf_counter() - t0
+    return found, summary, time.perf_counter() - t0, time.process_time() - c0
+
+
+def feed_fast(pipeline: StreamPipeline, audio: np.ndarray, sample_rate: int, block_ms: float):
+    """:func:`feed` as ``speech listen --input-file --fast``: ``(detections, summary, wall seconds)``."""
+    found, summary, wall, _ = feed(pipeline, audio, sample_rate, block_ms)
+    return found, summary, wall
 
 
 def run_condition(name: str, audio: np.ndarray, events: list[WordEvent], make_pipeline: Callable[[], StreamPipeline],
-                  sample_rate: int, block_ms: float, tolerance: float) -> ConditionResult:
-    """Feed ``audio`` through a fresh pipeline as ``--input-file --fast`` does and score it."""
-    found, summary, wall = feed_fast(make_pipeline(), audio, sample_rate, block_ms)
+                  sample_rate: int, block_ms: float, tolerance: float, realtime: bool = False) -> ConditionResult:
+    """Feed ``audio`` through a fresh pipeline as ``--input-file [--fast]`` does and score it."""
+    found, summary, wall, cpu = feed(make_pipeline(), audio, sample_rate, block_ms, realtime)
     hits, false, latencies = score_detections(found, events, tolerance)
-    return ConditionResult(name, summary.seconds, len(events), hits, false, latencies,
-                           summary.compute_seconds, summary.model_calls, wall)
+    return ConditionResult(name, summary.seconds, len(events), hits, false, latencies, summary.compute_seconds,
+                           summary.model_calls, wall, summary.compute_cpu_seconds, cpu)
+
+
+def compute_summary(results: list[ConditionResult], hop_seconds: float, per_hop: bool, **config) -> dict:
+    """What the streams cost together: the model's milliseconds per hop (wall clock and CPU), the share
+    of the hops it ran on, real-time factors of the model and of the whole pipeline, and the process's CPU
+    time per second of audio as a percentage of one core (``config``: how the spotter ran)."""
+    import torch
+
+    seconds = sum(r.seconds for r in results)
+    compute = sum(r.compute_seconds for r in results)
+    cpu = sum(r.compute_cpu_seconds for r in results)
+    calls = sum(r.model_calls for r in results)
+    hops = sum(int(r.seconds / hop_seconds) for r in results) if per_hop else calls
+    wall = sum(r.wall_seconds for r in results)
+    process = sum(r.process_cpu_seconds for r in results)
+    words = [r for r in results if r.words]
+    word_hops = sum(int(r.seconds / hop_seconds) for r in words)
+    return {
+        **config,
+        "command_streams": {  # the streams with words to find: speech about a third of the time
+            "model_share_of_hops": round(sum(r.model_calls for r in words) / max(word_hops, 1), 4),
+            "model_cpu_ms_per_hop": round(1000 * sum(r.compute_cpu_seconds for r in words) / max(word_hops, 1), 3),
+            "process_cpu_percent_of_a_core": round(100 * sum(r.process_cpu_seconds for r in words) / max(sum(r.seconds for r in words), 1e-9), 3),
+        } if words and per_hop else None,
+        "model_ms_per_hop": round(1000 * compute / max(hops, 1), 3),
+        "model_cpu_ms_per_hop": round(1000 * cpu / max(hops, 1), 3),
+        "model_ms_per_call": round(1000 * compute / max(calls, 1), 3),
+        "model_cpu_ms_per_call": round(1000 * cpu / max(calls, 1), 3),
+        "model_calls": calls, "hops": hops,
+        "model_real_time_factor": round(compute / seconds, 5) if seconds else None,
+        "pipeline_real_time_factor": round(wall / seconds, 5) if seconds else None,
+        "process_cpu_percent_of_a_core": round(100 * process / seconds, 3) if seconds else None,
+        "audio_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        "per_stream": [{"condition": r.name, "model_calls": r.model_calls,
+                        "model_ms_per_hop": round(1000 * r.compute_seconds / max(int(r.seconds / hop_seconds), 1), 3),
+                        "model_cpu_ms_per_hop": round(1000 * r.compute_cpu_seconds / max(int(r.seconds / hop_seconds), 1), 3),
+                        "process_cpu_percent_of_a_core": round(100 * r.process_cpu_seconds / r.seconds, 3) if r.seconds else None}
+                       for r in results],
+    }
 
 
 def streaming_benchmark(
     recognizer, rows, noise_dir: str, *, minutes: float = 3.0, snrs: tuple[float, ...] = (20.0, 10.0, 5.0),
     hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, block_ms: float = 50.0,
     seed: int = 0, tolerance: float = 1.5, noise_rms: float = 0.01, progress: Callable[[str], None] | None = None,
-    gate_db: float | None = None, compare_gate: bool = False,
+    gate_db: float | None = None, compare_gate: bool = False, skipping: str | None = None, realtime_minutes: float = 0.0,
 ) -> dict:
     """Build the benchmark streams from manifest ``rows`` and the noise recordings, run them and return
-    ``{"conditions": [ConditionResult.to_json()...], "compute": {...}, "config": {...}}``.
+    ``{"conditions": [ConditionResult.to_json()...], "compute": {...}, "compare": [...], "realtime": {...},
+    "config": {...}}``.
 
     Streams (``minutes`` each): command words (labels the model can say, except ``_silence_``/``_unknown_``)
     at each SNR; noise alone; other words (``_unknown_`` and words the model does not know) at the
     highest SNR. Words come from ``rows`` with replacement; classifiers are scored on labels, CTC
-    models on the text. ``gate_db``: the command spotter's energy gate (None: off); ``compare_gate``: run
-    every stream a second time without it and report both (hits and compute per hop).
+    models on the text. ``gate_db``: the command spotter's energy gate (None: off); ``skipping``: its hop
+    skipping (``off``, ``quiet``, ``suppressed``; None: the default of ``speech listen``); ``compare_gate``:
+    run every stream again with the gate and each other kind of skipping, and with neither gate nor
+    skipping, and report those too (``compare``). ``realtime_minutes``: also feed the first command stream
+    (the middle SNR) for that long at real-time pace, as a microphone would, and report the process's CPU
+    time (``realtime``): what a user's ``top`` shows for the pipeline.
     """
     import numpy as np
-    import torch
 
     from speech.audio import find_audio_files, load_audio
     from speech.streaming import NEVER_FIRE, SILENCE, UNKNOWN, StreamPipeline, make_stage
+    from speech.streaming.detection import LISTEN_SKIPPING, SKIPPING
+
+    skipping = skipping or LISTEN_SKIPPING
 
     rate = recognizer.sample_rate
     rng = np.random.default_rng(seed)
@@ -195,9 +252,9 @@ def streaming_benchmark(
     command_clips, other_clips = load(commands), load(others)
     samples = int(minutes * 60 * rate)
 
-    def pipeline_with(gate: float | None) -> Callable[[], StreamPipeline]:
+    def pipeline_with(gate: float | None, skip: str) -> Callable[[], StreamPipeline]:
         def make() -> StreamPipeline:
-            return StreamPipeline(make_stage(recognizer, hop_seconds, smoothing, gate_db=gate), rate, rate)
+            return StreamPipeline(make_stage(recognizer, hop_seconds, smoothing, gate_db=gate, skipping=skip), rate, rate)
         return make
 
     streams: list[tuple[str, np.ndarray, list[WordEvent]]] = []
@@ -210,39 +267,43 @@ def streaming_benchmark(
         insert_words(track, other_clips, max(snrs), rate, rng, noise_rms=noise_rms)
         streams.append((f"other words, SNR {max(snrs):g} dB", track, []))
 
-    def run_all(gate: float | None) -> tuple[list[ConditionResult], dict]:
+    def describe(gate: float | None, skip: str) -> str:
+        if gate is None:
+            return "no gate" if skip == "off" else f"no gate, hop skipping {skip}"
+        return f"gate {gate:g} dB, " + ("every hop scored" if skip == "off" else f"hop skipping {skip}")
+
+    def run_all(gate: float | None, skip: str) -> tuple[list[ConditionResult], dict]:
+        skip = "off" if recognizer.is_ctc else skip
         results = []
         for name, audio, events in streams:
             if progress:
-                progress(name + ("" if gate is None else f", gate {gate:g} dB"))
-            results.append(run_condition(name, audio, events, pipeline_with(gate), rate, block_ms, tolerance))
-        seconds = sum(r.seconds for r in results)
-        compute = sum(r.compute_seconds for r in results)
-        calls = sum(r.model_calls for r in results)
-        hops = sum(int(r.seconds / hop_seconds) for r in results) if not recognizer.is_ctc else calls
-        wall = sum(r.wall_seconds for r in results)
-        return results, {
-            "gate_db": gate,
-            "model_ms_per_hop": round(1000 * compute / max(hops, 1), 3),
-            "model_ms_per_call": round(1000 * compute / max(calls, 1), 3),
-            "model_calls": calls, "hops": hops,
-            "model_real_time_factor": round(compute / seconds, 5) if seconds else None,
-            "pipeline_real_time_factor": round(wall / seconds, 5) if seconds else None,
-            "audio_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
-            "per_stream": [{"condition": r.name, "model_calls": r.model_calls,
-                            "model_ms_per_hop": round(1000 * r.compute_seconds / max(int(r.seconds / hop_seconds), 1), 3)}
-                           for r in results],
-        }
+                progress(f"{name} ({describe(gate, skip)})")
+            results.append(run_condition(name, audio, events, pipeline_with(gate, skip), rate, block_ms, tolerance))
+        return results, compute_summary(results, hop_seconds, not recognizer.is_ctc, gate_db=gate, skipping=skip,
+                                        setting=describe(gate, skip))
 
-    results, compute = run_all(gate_db)
-    ungated = None
-    if compare_gate and gate_db is not None and not recognizer.is_ctc:
-        plain, plain_compute = run_all(None)
-        ungated = {"conditions": [r.to_json() for r in plain], "compute": plain_compute}
+    results, compute = run_all(gate_db, skipping)
+    compare = []
+    if compare_gate and not recognizer.is_ctc:
+        others = [(gate_db, mode) for mode in SKIPPING if mode != skipping] + [(None, "off")]
+        for gate, skip in dict.fromkeys(c for c in others if c != (gate_db, skipping)):
+            plain, plain_compute = run_all(gate, skip)
+            compare.append({"conditions": [r.to_json() for r in plain], "compute": plain_compute})
+    realtime = None
+    if realtime_minutes > 0:
+        name, audio, events = streams[min(len(snrs) // 2, len(snrs) - 1)]
+        part = audio[: int(realtime_minutes * 60 * rate)]
+        if progress:
+            progress(f"{name}, first {len(part) / rate / 60:g} min at real-time pace ({describe(gate_db, skipping)})")
+        result = run_condition(name, part, [e for e in events if e.end <= len(part) / rate], pipeline_with(gate_db, skipping),
+                               rate, block_ms, tolerance, realtime=True)
+        realtime = {"condition": result.to_json(), "compute": compute_summary(
+            [result], hop_seconds, not recognizer.is_ctc, gate_db=gate_db, skipping=skipping, setting=describe(gate_db, skipping))}
     return {
         "conditions": [r.to_json() for r in results],
         "compute": compute,
-        "without_gate": ungated,
+        "compare": compare,
+        "realtime": realtime,
         "config": {
             "minutes_per_stream": minutes, "snr_db": list(snrs), "hop_ms": hop_seconds * 1000,
             "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance, "seed": seed,
@@ -307,20 +368,32 @@ def benchmark_table(report: dict) -> str:
             f"{fmt(r['latency_median_s'], '{:.2f}')} | {fmt(r['latency_p90_s'], '{:.2f}')} |")
     lines.append("")
     engine = report["config"].get("engine", "torch")
-    runs = [("", report["compute"])]
-    if report.get("without_gate"):
-        plain = report["without_gate"]
-        same = [r["hits"] for r in plain["conditions"]] == [r["hits"] for r in report["conditions"]]
-        lines.append(f"without the energy gate: hits {', '.join(str(r['hits']) for r in plain['conditions'] if r['words'])}, "
-                     f"false accepts {', '.join(str(r['false_accepts']) for r in plain['conditions'])} "
-                     f"({'the same hits' if same else 'hits differ'})")
-        runs.append(("without the gate: ", plain["compute"]))
-    for what, c in runs:
-        gate = c.get("gate_db")
-        gated = f"gate {gate:g} dB, the model on {100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops" if gate else "no gate"
-        lines.append(f"{what}compute ({c['threads']} thread, {engine}; {gated}): model {c['model_ms_per_hop']:.2f} ms "
-                     f"per hop of {report['config']['hop_ms']:g} ms (real-time factor {c['model_real_time_factor']:.4f}); "
-                     f"whole pipeline real-time factor {c['pipeline_real_time_factor']:.4f} over {c['audio_seconds']:.0f} s of audio")
+    hop = report["config"]["hop_ms"]
+    for other in report.get("compare") or []:
+        same = [(r["hits"], r["false_accepts"]) for r in other["conditions"]] == [(r["hits"], r["false_accepts"]) for r in report["conditions"]]
+        what = "without the energy gate" if other["compute"]["setting"] == "no gate" else other["compute"]["setting"]
+        lines.append(f"{what}: hits {', '.join(str(r['hits']) for r in other['conditions'] if r['words'])}, "
+                     f"false accepts {', '.join(str(r['false_accepts']) for r in other['conditions'])} "
+                     f"({'the same hits and false accepts' if same else 'hits or false accepts differ'})")
+    for c in [report["compute"]] + [other["compute"] for other in report.get("compare") or []]:
+        what = "without the gate: " if c["setting"] == "no gate" else ""
+        lines.append(f"{what}compute ({c['threads']} thread, {engine}; {c['setting']}): model {c['model_cpu_ms_per_hop']:.2f} ms per hop "
+                     f"of {hop:g} ms (CPU time; {c['model_ms_per_hop']:.2f} ms wall; the model on "
+                     f"{100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops, {c['model_cpu_ms_per_call']:.2f} ms CPU a window); "
+                     f"the process {c['process_cpu_percent_of_a_core']:.2f} % of one core (whole pipeline real-time factor "
+                     f"{c['pipeline_real_time_factor']:.4f}) over {c['audio_seconds']:.0f} s of audio, as fast as it goes"
+                     + ("" if not c.get("command_streams") else
+                        f"; the command streams alone: the model on {100 * c['command_streams']['model_share_of_hops']:.0f} % "
+                        f"of the hops, {c['command_streams']['model_cpu_ms_per_hop']:.2f} ms per hop, the process "
+                        f"{c['command_streams']['process_cpu_percent_of_a_core']:.2f} % of one core"))
+    if report.get("realtime"):
+        c, r = report["realtime"]["compute"], report["realtime"]["condition"]
+        lines.append(f"at real-time pace ({r['condition']}, {c['audio_seconds']:.0f} s, {c['setting']}; hits {r['hits']} of "
+                     f"{r['words']}, {r['false_accepts']} false accepts): model {c['model_cpu_ms_per_hop']:.2f} ms CPU per hop "
+                     f"({c['model_cpu_ms_per_call']:.2f} ms a window, on {100 * c['model_calls'] / max(c['hops'], 1):.0f} % of the hops); "
+                     f"the process **{c['process_cpu_percent_of_a_core']:.2f} % of one core**")
+    if report.get("machine"):
+        lines.append(f"machine: {report['machine']}")
     if report.get("memory"):
         lines.append("peak memory of `speech listen --input-file --fast`: " + ", ".join(
             f"{m['minutes']:g} min {m['peak_mb']:.0f} MB" for m in report["memory"]))
@@ -365,7 +438,12 @@ def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
     parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
                         help="the energy gate, as 'speech listen --gate-db'; 0: off (default: %(default)s)")
-    parser.add_argument("--compare-gate", action="store_true", help="also run every stream without the gate and report both")
+    parser.add_argument("--hop-skipping", choices=("off", "quiet", "suppressed"), default=None,
+                        help="which hops the model may leave out (speech.streaming.CommandSpotter; default: suppressed, what 'speech listen' uses)")
+    parser.add_argument("--compare-gate", action="store_true",
+                        help="also run every stream with the gate and each other --hop-skipping, and with neither, and report all")
+    parser.add_argument("--realtime-minutes", type=float, default=0.0,
+                        help="also feed this much of the middle-SNR command stream at real-time pace and report the process's CPU (default: 0: off)")
     parser.add_argument("--memory-minutes", type=float, nargs="*", default=[],
                         help="also measure the peak memory of 'speech listen --input-file --fast' on files this long (e.g. 1 60)")
     parser.add_argument("--out", metavar="FILE", help="also write the table (FILE.md) or the report (FILE.json)")
@@ -379,9 +457,10 @@ def run_streaming(args: argparse.Namespace) -> int:
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
+    info = machine_info()
     try:
-        if args.minutes <= 0 or args.hop_ms <= 0 or not 0 < args.threshold <= 1:
-            raise UsageError("--minutes and --hop-ms must be positive, --threshold in (0, 1]")
+        if args.minutes <= 0 or args.hop_ms <= 0 or not 0 < args.threshold <= 1 or args.realtime_minutes < 0:
+            raise UsageError("--minutes and --hop-ms must be positive, --realtime-minutes >= 0, --threshold in (0, 1]")
         if not args.noise_dir or not Path(args.noise_dir).is_dir():
             raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
         if args.out and not Path(args.out).resolve().parent.is_dir():
@@ -396,7 +475,8 @@ def run_streaming(args: argparse.Namespace) -> int:
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
             smoothing=smoothing, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
             progress=lambda name: print(f"streaming: {name}", file=sys.stderr),
-            gate_db=args.gate_db if args.gate_db > 0 else None, compare_gate=args.compare_gate)
+            gate_db=args.gate_db if args.gate_db > 0 else None, compare_gate=args.compare_gate,
+            skipping=args.hop_skipping, realtime_minutes=args.realtime_minutes)
         if args.memory_minutes:
             report["memory"] = listen_memory(args.model, args.memory_minutes, args.noise_dir, args.engine)
     except (UsageError, ValueError) as err:
@@ -405,6 +485,7 @@ def run_streaming(args: argparse.Namespace) -> int:
     report["config"]["model"] = str(args.model)
     report["config"]["engine"] = recognizer.engine
     report["config"]["manifest"] = str(args.manifest)
+    report["machine"] = machine_line(info, load_now())
     table = benchmark_table(report)
     print(table)
     if args.out:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from speech.bench.measure import (
-    COMMANDS, LABELS_12, RESULT_PREFIX, SILENCE, SPEECH_COMMANDS_TEST, UNKNOWN, command_line, interleaved, load_now,
+    COMMANDS, LABELS_12, REPO_ROOT, RESULT_PREFIX, SILENCE, SPEECH_COMMANDS_TEST, UNKNOWN, command_line, interleaved, load_now,
     machine_info, machine_line, markdown_table, median, paired_ratio, print_report, run_measured, set_threads,
     speech_commands_files, thread_env, worker_command,
 )
@@ -312,6 +312,82 @@ def format_cold_start(result: dict) -> str:
                       _cold_line(result["cold_start"])])
 
 
+TRANSCRIBE_PEAK = """
+import sys
+from pathlib import Path
+from speech.cli import main
+rc = main(sys.argv[1:])
+hwm = [l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM")]
+print("PEAK_KB", hwm[0].split()[1] if hwm else 0, "RC", rc)
+"""
+
+
+def link_folder(folder: str | os.PathLike, files: list[str], count: int, per_folder: int = 1000) -> Path:
+    """A folder of ``count`` audio files without copying any: symbolic links to ``files`` (cycled), in
+    subfolders of ``per_folder``. Returns the folder."""
+    root = Path(folder)
+    for i in range(count):
+        sub = root / f"{i // per_folder:04d}"
+        if i % per_folder == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{i:06d}{Path(files[i % len(files)]).suffix}").symlink_to(Path(files[i % len(files)]).resolve())
+    return root
+
+
+def transcribe_memory(counts: list[int], model: str = "commands", data_dir: str | None = None, work_dir: str | None = None,
+                      threads: int = 1, interval: float = 0.25) -> list[dict]:
+    """Peak memory of ``speech transcribe FOLDER --output FILE`` (every other option at its default: the
+    torch-free path under 1,000 files, one worker process per core from 1,000 on) on folders of each of
+    ``counts`` files (:func:`link_folder` to the clips of the shared Speech Commands part), each run a
+    process of its own: the main process's peak RSS (its own ``VmHWM``), the largest worker's, and the
+    largest total at one moment of the main process's RSS and the workers' private memory
+    (:class:`~speech.bench.measure.TreePeak`, sampled every ``interval`` s), wall time and files/s."""
+    import subprocess
+
+    from speech.bench.measure import TreePeak
+
+    files = [p for p, _ in speech_commands_files(data_dir, 0)]
+    env = thread_env(threads)
+    out = []
+    for count in counts:
+        with tempfile.TemporaryDirectory(prefix=f"speech-bench-memory-{count}-", dir=work_dir) as tmp:
+            folder = link_folder(Path(tmp) / "clips", files, count)
+            answers = Path(tmp) / "out.tsv"
+            cmd = [sys.executable, "-c", TRANSCRIBE_PEAK, "transcribe", str(folder), "--model", model, "--output", str(answers)]
+            with open(Path(tmp) / "stdout", "w+b") as stdout, open(Path(tmp) / "stderr", "w+b") as stderr:
+                start = time.perf_counter()
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=str(REPO_ROOT))
+                sampler = TreePeak(proc.pid, interval).start()
+                proc.wait()
+                wall = time.perf_counter() - start
+                sampler.stop()
+                stdout.seek(0)
+                stderr.seek(0)
+                text, err = stdout.read().decode(), stderr.read().decode("utf-8", "replace")
+            line = [ln for ln in text.splitlines() if ln.startswith("PEAK_KB")]
+            if proc.returncode != 0 or not line or line[0].split()[-1] != "0":
+                raise RuntimeError(f"speech transcribe on {count} files failed (exit {proc.returncode}): {err[-1500:]}")
+            with open(answers, encoding="utf-8") as f:
+                lines = sum(1 for _ in f)
+            workers = [mb for pid, mb in sampler.peaks.items() if pid != proc.pid]
+            out.append({"files": count, "lines": lines, "wall_s": wall, "files_per_second": count / wall,
+                        "main_peak_mb": int(line[0].split()[1]) / 1024, "workers": len(workers),
+                        "worker_peak_mb": max(workers) if workers else None, "all_processes_peak_mb": sampler.tree_mb})
+    return out
+
+
+def format_memory(rows: list[dict]) -> str:
+    table = markdown_table(
+        ["files", "wall s", "files/s", "main process peak RSS MB", "worker processes", "largest worker peak RSS MB",
+         "all processes at their peak MB"],
+        [[r["files"], r["wall_s"], r["files_per_second"], r["main_peak_mb"], r["workers"], r["worker_peak_mb"],
+          r["all_processes_peak_mb"]] for r in rows])
+    return ("### transcribe: memory against the number of files\n\n`speech transcribe FOLDER --output FILE` with the default "
+            "options (symbolic links to the shared clips; the torch-free path under 1,000 files, worker processes from "
+            "1,000 on); sampled every 0.25 s. \"All processes\": the main process's RSS plus what only each worker maps "
+            "(its private memory; pages it shares with the main process are counted once).\n\n" + table)
+
+
 def compute_bound(info: dict) -> float:
     """Clips per second all cores could reach for the default model: 46 MFLOP per 1 s clip at ~50 GFLOP/s
     a core (docs/benchmarks.md works out both numbers)."""
@@ -361,6 +437,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="speech transcribe --workers (default: 1)")
     parser.add_argument("--cold-repeats", type=int, default=5, help="fresh processes for the one-file cold start; 0: skip (default: 5)")
     parser.add_argument("--cold-only", action="store_true", help="only the one-file cold start (--cold-repeats runs of each tool)")
+    parser.add_argument("--memory-files", type=int, nargs="+", metavar="N",
+                        help="only the peak memory of 'speech transcribe FOLDER' on folders of N files each (links to the clips), e.g. 1000 10000 100000")
     parser.add_argument("--pad", type=float, default=0.5, help="seconds of zeros around each clip for PocketSphinx (default: 0.5)")
     parser.add_argument("--data-dir", help="shared data folder (default: $SPEECH_DATA_DIR or ../shared/data)")
     parser.add_argument("--work-dir", help="where temporary files go (default: $TMPDIR)")
@@ -368,6 +446,19 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
+    if args.memory_files:
+        if any(n < 1 for n in args.memory_files):
+            print("speech bench transcribe: --memory-files must be 1 or more", file=sys.stderr)
+            return 2
+        info = machine_info()
+        rows = transcribe_memory(args.memory_files, args.model, args.data_dir, args.work_dir, args.threads)
+        result = {"benchmark": "transcribe-memory", "machine": info, "load_after": load_now(), "rows": rows,
+                  "command": command_line("python tools/bench_transcribe.py", args, skip=(
+                      "json", "work_dir", "clips", "repeats", "batch_size", "jobs", "engine", "workers", "pad", "manifest",
+                      "cold_repeats"))
+                  + " --memory-files " + " ".join(str(n) for n in args.memory_files)}
+        return print_report(result, lambda r: format_memory(r["rows"]) + f"\n\nMachine: {machine_line(r['machine'], r['load_after'])}.",
+                            args.json)
     if args.cold_only:
         result = benchmark_cold_start(args.model, max(1, args.cold_repeats), args.threads, args.data_dir, args.work_dir)
         result["command"] = command_line("python tools/bench_transcribe.py", args, skip=(

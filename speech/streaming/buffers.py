@@ -43,9 +43,11 @@ class RingBuffer:
             raise IndexError(f"RingBuffer.read({start}, {end}): samples before {self.total - self.capacity} are gone")
         out = np.zeros(end - start, dtype=np.float32)
         a = max(start, 0)
-        if a < end:
-            idx = np.arange(a, end) % self.capacity
-            out[a - start :] = self.data[idx]
+        if a < end:  # at most two slices of the circular array
+            pos, n = a % self.capacity, end - a
+            first = min(n, self.capacity - pos)
+            out[a - start : a - start + first] = self.data[pos : pos + first]
+            out[a - start + first :] = self.data[: n - first]
         return out
 
     def latest(self, n: int) -> np.ndarray:

@@ -18,6 +18,10 @@ from speech.streaming.buffers import NoiseFloor, RingBuffer, frame_levels_db
 SILENCE, UNKNOWN = "_silence_", "_unknown_"
 NEVER_FIRE = (SILENCE, UNKNOWN)
 DEFAULT_GATE_DB = 10.0  # the command spotter's energy gate: a window must rise this far above the noise floor
+SKIPPING = ("off", "quiet", "suppressed")  # the command spotter's hop skipping (CommandSpotter)
+# what `speech listen` and Model.stream run (exact at their threshold); make_stage's own default, "quiet", keeps a
+# threshold sweep replayed on the smoother's posteriors (speech bench detection) equal to live runs at every threshold
+LISTEN_SKIPPING = "suppressed"
 
 
 @dataclass
@@ -41,14 +45,18 @@ class Detection:
 
 
 class ComputeMeter:
-    """Seconds spent in the model, and how many model calls (hops or utterances) they were."""
+    """Time spent in the model: ``seconds`` (wall clock), ``cpu_seconds`` (CPU time of the calling thread,
+    which on a busy machine is what the model itself cost), ``calls`` (windows or utterances scored) and
+    ``batches`` (model invocations; a batch may hold several windows)."""
 
     def __init__(self):
-        self.seconds, self.calls = 0.0, 0
+        self.seconds, self.cpu_seconds, self.calls, self.batches = 0.0, 0.0, 0, 0
 
-    def add(self, seconds: float, calls: int = 1) -> None:
+    def add(self, seconds: float, calls: int = 1, cpu_seconds: float = 0.0) -> None:
         self.seconds += seconds
+        self.cpu_seconds += cpu_seconds
         self.calls += calls
+        self.batches += 1
 
 
 @dataclass
@@ -111,20 +119,41 @@ class RecognizeCommands:
 
 
 class CommandSpotter:
-    """Classifier stage: every ``hop_seconds`` the model scores the latest window (``window_seconds`` of
-    the model) and :class:`RecognizeCommands` smooths the posteriors. ``process(ring)`` runs every hop
-    whose window end the ring has reached (in one batch) and returns the detections (``new``, the
-    samples just written, is not needed: the ring has them).
+    """Classifier stage: every ``hop_seconds`` the latest window (``window_seconds`` of the model) gets a
+    posterior ``(classes,)`` and :class:`RecognizeCommands` smooths them. ``process(ring)`` handles every hop
+    whose window end the ring has reached and returns the detections (``new``, the samples just written,
+    is not needed: the ring has them). The model runs only where it can change what the smoother decides:
 
-    The energy gate (``gate_db``, None: off): a window whose every 20 ms frame is within ``gate_db`` of
-    the noise floor (minimum statistics over 3 s) holds nothing to hear, and the model is not run on it;
-    the smoother gets a ``_silence_`` posterior instead (models without that class are never gated).
-    ``compute.calls`` counts the windows the model ran on, ``gated`` those it skipped."""
+    - **energy gate** (``gate_db``, None: off): a window whose every 20 ms frame is within ``gate_db`` of
+      the noise floor (minimum statistics over 3 s) holds nothing to hear; it gets the ``_silence_``
+      posterior (models without that class are never gated).
+    - **hop skipping** (``skipping``, one of :data:`SKIPPING`): with ``quiet`` (the default here), while
+      the last posterior the smoother got gives every command less than ``QUIET_LEVEL``, only every
+      ``QUIET_STRIDE``-th audible window is scored; a window left out gets the posterior of the next window
+      the smoother sees, or, when that one is no longer quiet, is scored after all (in one batch with the
+      others left out). With ``suppressed``, also the windows inside the suppression time after a
+      detection (where nothing can fire) are left out; the first window after it is scored, and when it is
+      not quiet, so are the windows of the averaging window before it, or all of them when it shows the
+      detected command again (so that a repeated command re-arms as it would). The smoother sees every
+      hop, in order; a skipped hop reaches it a few hops later (with the default smoothing a quiet or
+      suppressed hop cannot fire, so no detection comes later). ``quiet`` depends on the posteriors only,
+      so a threshold sweep replayed on what the smoother saw (``speech bench detection``) stays the sweep
+      of live runs; ``suppressed`` (:data:`LISTEN_SKIPPING`) depends on the detections and so on the
+      threshold: it gives the detections of ``off`` at the threshold it ran with, and posteriors that a
+      sweep must not be replayed on.
+
+    ``compute`` meters the model; ``scored`` / ``gated`` / ``held`` count the hops the model ran on, the
+    gate silenced and that took a neighbour's posterior.
+    """
 
     GATE_FRAME_MS = 20.0
+    QUIET_LEVEL = 0.05  # a posterior that gives every command less than this is quiet
+    QUIET_STRIDE = 3  # while quiet, every QUIET_STRIDE-th audible window is scored
 
     def __init__(self, recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None,
-                 gate_db: float | None = None):
+                 gate_db: float | None = None, skipping: str = "quiet"):
+        if skipping not in SKIPPING:
+            raise ValueError(f"hop skipping must be one of {', '.join(SKIPPING)}, not {skipping!r}")
         self.recognizer = recognizer
         self.rate = recognizer.sample_rate
         self.window = int(round(recognizer.window_seconds * self.rate))
@@ -134,64 +163,134 @@ class CommandSpotter:
         self.recent: list[tuple[int, np.ndarray]] = []  # (window end, probabilities) in the averaging window
         self.compute = ComputeMeter()
         labels = list(recognizer.labels)
+        self.commands = np.array([i for i, label in enumerate(labels) if label not in NEVER_FIRE], dtype=np.int64)
+        self.skipping = skipping if len(self.commands) > 0 else "off"
         self.gate_db = gate_db if SILENCE in labels else None
-        if self.gate_db is not None:
-            self.silence = np.zeros(len(labels), dtype=np.float32)
+        self.silence = np.zeros(len(labels), dtype=np.float32)
+        if SILENCE in labels:
             self.silence[labels.index(SILENCE)] = 1.0
-            self.frame = max(1, int(round(self.rate * self.GATE_FRAME_MS / 1000)))
-            self.floor = NoiseFloor(round(250 / self.GATE_FRAME_MS), 3.0, 4)
-            self.floored_to = 0  # samples whose frames have updated the floor
-        self.gated = 0
+        self.frame = max(1, int(round(self.rate * self.GATE_FRAME_MS / 1000)))
+        self.floor = NoiseFloor(round(250 / self.GATE_FRAME_MS), 3.0, 4)
+        self.levels = np.zeros(0, dtype=np.float64)  # dB of whole frames, the first one is frame `levels_from`
+        self.levels_from = 0
+        self.floored = 0  # frames that have updated the floor
+        self.pending: list[tuple[int, bool, bool]] = []  # skipped hops: (window end, audible, after a detection)
+        self.last_quiet = True  # the last posterior the smoother got was quiet
+        self.suppressed_until = -1  # window ends before this cannot fire (after a detection)
+        self.scored = self.gated = self.held = 0
 
     def ring_seconds(self) -> float:
-        return self.window / self.rate + self.smoother.config.average_window_ms / 1000 + 1.0
+        c = self.smoother.config
+        return self.window / self.rate + (c.average_window_ms + c.suppression_ms) / 1000 + 1.0
 
     def process(self, ring: RingBuffer, new: np.ndarray | None = None) -> list[Detection]:
-        ends = []
+        found: list[Detection] = []
+        if self.gate_db is not None:
+            self._add_levels(ring)
         while self.next_end <= ring.total:
-            ends.append(self.next_end)
-            self.next_end += self.hop
-        if not ends:
-            return []
-        windows = [ring.read(e - self.window, e) for e in ends]
-        audible = [self._audible(w, e) for w, e in zip(windows, ends)]
-        probs = np.zeros((len(ends), len(self.recognizer.labels)), dtype=np.float32)
-        run = [i for i, a in enumerate(audible) if a]
-        if run:
-            t0 = time.perf_counter()
-            outputs = self.recognizer.forward([torch.from_numpy(windows[i]) for i in run])
-            probs[run] = torch.softmax(torch.stack(outputs).float(), -1).numpy()
-            self.compute.add(time.perf_counter() - t0, len(run))
-        for i, a in enumerate(audible):
-            if not a:
-                probs[i] = self.silence
-                self.gated += 1
-        found = []
-        keep = self.smoother.config.average_window_ms / 1000 * self.rate
-        for end, p in zip(ends, probs):
-            self.recent = [(e, q) for e, q in self.recent if e > end - keep] + [(end, p)]
-            hit = self.smoother.process(end / self.rate, p)
-            if hit is None:
+            end, self.next_end = self.next_end, self.next_end + self.hop
+            audible = self._audible(end)
+            if self.skipping == "suppressed" and end < self.suppressed_until:
+                self.pending.append((end, audible, True))
                 continue
-            label, score = hit
-            index = self.recognizer.labels.index(label)
-            best_end = max(self.recent, key=lambda item: item[1][index])[0]
-            start = best_end - self.window
-            found.append(Detection(end / self.rate, label, score, max(start, 0) / self.rate, best_end / self.rate,
-                                   audio=ring.read(max(start, 0), best_end)))
+            if not audible:
+                found += self._resolve(ring, self.silence)
+                self.gated += 1
+                found += self._feed(ring, end, self.silence)
+                continue
+            if (self.skipping != "off" and self.last_quiet and len(self.pending) < self.QUIET_STRIDE - 1
+                    and not any(after for _, _, after in self.pending)):
+                self.pending.append((end, True, False))
+                continue
+            probs = self._score(ring, [end])[0]
+            found += self._resolve(ring, probs, end)
+            found += self._feed(ring, end, probs)
         return found
 
-    def _audible(self, window: np.ndarray, end: int) -> bool:
-        """Whether ``window`` (ending at sample ``end``) rises ``gate_db`` above the noise floor anywhere;
+    def flush(self, ring: RingBuffer) -> list[Detection]:
+        """The end of the stream: the hops still skipped reach the smoother (with the last posterior)."""
+        return self._resolve(ring, self.recent[-1][1] if self.recent else self.silence)
+
+    # -- the model, the gate and the smoother -----------------------------------------------------------
+    def _score(self, ring: RingBuffer, ends: list[int]) -> np.ndarray:
+        """Posteriors ``(len(ends), classes)`` of the windows ending at ``ends``, in one model batch."""
+        windows = [torch.from_numpy(ring.read(e - self.window, e)) for e in ends]
+        t0, c0 = time.perf_counter(), time.thread_time()
+        probs = torch.softmax(torch.stack(self.recognizer.forward(windows)).float(), -1).numpy()
+        self.compute.add(time.perf_counter() - t0, len(ends), time.thread_time() - c0)
+        self.scored += len(ends)
+        return probs
+
+    def _quiet(self, probs: np.ndarray) -> bool:
+        return float(probs[self.commands].max()) < self.QUIET_LEVEL if len(self.commands) else True
+
+    def _resolve(self, ring: RingBuffer, following: np.ndarray, end: int | None = None) -> list[Detection]:
+        """Send the skipped hops to the smoother before the hop ending at ``end`` (posterior ``following``;
+        ``end`` None: a gated hop or the end of the stream). Skipped hops are scored when ``following``
+        is not quiet (see the class docstring); the others get ``following`` (inaudible ones ``_silence_``)."""
+        if not self.pending:
+            return []
+        pending, self.pending = self.pending, []
+        rescore, quiet = set(), self._quiet(following)
+        if end is not None and not quiet:
+            keep = self.smoother.config.average_window_ms / 1000 * self.rate
+            same = self.recognizer.labels[int(self.commands[np.argmax(following[self.commands])])] == self.smoother.last_label
+            rescore = {e for e, audible, after in pending if audible and (not after or same or e > end - keep)}
+        scored = dict(zip(sorted(rescore), self._score(ring, sorted(rescore)))) if rescore else {}
+        found = []
+        for e, audible, _ in pending:
+            if e in scored:
+                probs = scored[e]
+            elif not audible:
+                probs = self.silence
+                self.gated += 1
+            else:  # the next posterior when it is quiet, else the last one the smoother got
+                probs = following if quiet or not self.recent else self.recent[-1][1]
+                self.held += 1
+            found += self._feed(ring, e, probs)
+        return found
+
+    def _feed(self, ring: RingBuffer, end: int, probs: np.ndarray) -> list[Detection]:
+        keep = self.smoother.config.average_window_ms / 1000 * self.rate
+        self.recent = [(e, q) for e, q in self.recent if e > end - keep] + [(end, probs)]
+        self.last_quiet = self._quiet(probs)
+        hit = self.smoother.process(end / self.rate, probs)
+        if hit is None:
+            return []
+        label, score = hit
+        self.suppressed_until = end + int(self.smoother.config.suppression_ms / 1000 * self.rate)
+        index = self.recognizer.labels.index(label)
+        best_end = max(self.recent, key=lambda item: item[1][index])[0]
+        start = best_end - self.window
+        return [Detection(end / self.rate, label, score, max(start, 0) / self.rate, best_end / self.rate,
+                          audio=ring.read(max(start, 0), best_end))]
+
+    def _add_levels(self, ring: RingBuffer) -> None:
+        """Levels of the whole frames written since the last call (frames at multiples of ``frame``);
+        only the frames a coming window can hold are kept."""
+        done = self.levels_from + len(self.levels)
+        oldest = -(-(ring.total - ring.capacity) // self.frame)  # the first whole frame still in the ring
+        if done < oldest:  # a block longer than the ring: the frames in between are gone
+            self.levels, self.levels_from, done = self.levels[:0], oldest, oldest
+            self.floored = max(self.floored, oldest)
+        whole = ring.total // self.frame
+        if whole > done:
+            new = frame_levels_db(ring.read(done * self.frame, whole * self.frame), self.frame)
+            self.levels = np.concatenate([self.levels, new])
+        first = min(max(0, (self.next_end - self.window) // self.frame), self.floored)
+        if first > self.levels_from:
+            self.levels = self.levels[first - self.levels_from :]
+            self.levels_from = first
+
+    def _audible(self, end: int) -> bool:
+        """Whether the window ending at sample ``end`` rises ``gate_db`` above the noise floor in a frame;
         always ``True`` with the gate off. The floor learns from each frame once, as the stream passes."""
         if self.gate_db is None:
             return True
-        levels = frame_levels_db(window[len(window) % self.frame :], self.frame)
-        first_new = max(0, len(levels) - (end - self.floored_to) // self.frame)
-        for level in levels[first_new:]:
+        last = end // self.frame  # frames [.., last) end by `end`
+        for level in self.levels[self.floored - self.levels_from : last - self.levels_from]:
             self.floor.update(float(level))
-        self.floored_to = max(self.floored_to, end - (end - self.floored_to) % self.frame)
-        return self.floor.floor is None or float(levels.max()) > self.floor.floor + self.gate_db
-
-    def flush(self, ring: RingBuffer) -> list[Detection]:
-        return []
+        self.floored = max(self.floored, last)
+        first = max(0, -(-(end - self.window) // self.frame))  # frames that start inside the window
+        inside = self.levels[max(0, first - self.levels_from) : last - self.levels_from]
+        return self.floor.floor is None or (len(inside) > 0 and float(inside.max()) > self.floor.floor + self.gate_db)

@@ -52,14 +52,16 @@ class StreamPipeline:
 
 
 def make_stage(recognizer, hop_seconds: float = 0.1, smoothing: SmoothingConfig | None = None, options=None,
-               vad: VADConfig | None = None, streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB):
-    """:class:`CommandSpotter` for classifiers (with its energy gate, ``gate_db`` None: off),
-    :class:`UtteranceTranscriber` for CTC models."""
+               vad: VADConfig | None = None, streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB,
+               skipping: str = "quiet"):
+    """:class:`CommandSpotter` for classifiers (with its energy gate, ``gate_db`` None: off, and its hop
+    skipping, ``skipping``: ``off``, ``quiet`` or ``suppressed``; ``speech listen`` runs
+    :data:`~speech.streaming.detection.LISTEN_SKIPPING`), :class:`UtteranceTranscriber` for CTC models."""
     if recognizer.is_ctc:
         return UtteranceTranscriber(recognizer, options, vad, streaming)
     if streaming:
         raise ValueError("--streaming is for CTC models (classifiers run a sliding window)")
-    return CommandSpotter(recognizer, hop_seconds, smoothing, gate_db)
+    return CommandSpotter(recognizer, hop_seconds, smoothing, gate_db, skipping)
 
 
 class StreamError(RuntimeError):
@@ -216,6 +218,7 @@ class StreamSummary:
     overflows: int = 0
     dropped: int = 0
     compute_seconds: float = 0.0
+    compute_cpu_seconds: float = 0.0
     model_calls: int = 0
     interrupted: bool = False
 
@@ -272,5 +275,6 @@ def run_stream(
         summary.interrupted = True
     summary.seconds = pipeline.seconds
     summary.overflows, summary.dropped = blocks.overflows, blocks.dropped
-    summary.compute_seconds, summary.model_calls = pipeline.stage.compute.seconds, pipeline.stage.compute.calls
+    meter = pipeline.stage.compute
+    summary.compute_seconds, summary.compute_cpu_seconds, summary.model_calls = meter.seconds, meter.cpu_seconds, meter.calls
     return summary
