@@ -28,7 +28,9 @@ class AugmentConfig:
     ``crop_prob``: cut up to ``crop_max`` of the word's active span from its start and from its end (a
     recording that clips a word's first or last sound, as many real command clips do).
     ``tempo_prob``: change a clip's speaking rate, not its pitch, by a factor drawn uniformly from
-    ``tempo_min``..``tempo_max`` (> 1 is faster: fewer frames), resampling its feature frames in time."""
+    ``tempo_min``..``tempo_max`` (> 1 is faster: fewer frames), resampling its feature frames in time.
+    ``band_limit_prob``: pass a clip through a narrower channel, down to one of ``band_limit_rates`` Hz and back
+    (telephone and 8 kHz recordings, e.g. FSDD: nothing above half that rate), before the noise is added."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0
@@ -49,6 +51,8 @@ class AugmentConfig:
     tempo_prob: float = 0.0
     tempo_min: float = 0.8
     tempo_max: float = 1.25
+    band_limit_prob: float = 0.0
+    band_limit_rates: tuple[int, ...] = (8000,)
     freq_masks: int = 0
     freq_mask_width: int = 8
     time_masks: int = 0
@@ -94,6 +98,8 @@ class WaveformAugment(nn.Module):
             wave = self.time_shift(wave, lengths)
         if c.reverb_prob > 0:
             wave = self.reverb(wave, lengths)
+        if c.band_limit_prob > 0:
+            wave = self.band_limit(wave)
         if c.noise_prob > 0 and self.noise.numel() > 0:
             wave = self.add_noise(wave, lengths)
         if c.gain_db > 0:
@@ -177,6 +183,20 @@ class WaveformAugment(nn.Module):
         scale = wave.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp(min=1e-8)
         apply = (torch.rand(batch, 1, device=wave.device) < c.reverb_prob).to(wave.dtype)
         return apply * wet * scale + (1 - apply) * wave
+
+    def band_limit(self, wave: torch.Tensor) -> torch.Tensor:
+        """Resample the chosen clips (each with ``band_limit_prob``) down to one of ``band_limit_rates``
+        (one rate per batch) and back: ``(batch, samples)`` -> ``(batch, samples)``."""
+        c = self.config
+        apply = torch.rand(wave.shape[0], device=wave.device) < c.band_limit_prob
+        rate = int(c.band_limit_rates[int(torch.randint(len(c.band_limit_rates), ()))])
+        if not bool(apply.any()) or rate >= self.sample_rate:
+            return wave
+        narrow = AF.resample(AF.resample(wave[apply], self.sample_rate, rate), rate, self.sample_rate)
+        out = wave.clone()
+        n = min(narrow.shape[1], wave.shape[1])
+        out[apply] = torch.nn.functional.pad(narrow[:, :n], (0, wave.shape[1] - n))
+        return out
 
     def add_noise(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Mix a random stretch of the noise bank into each clip (with ``noise_prob``) at a random SNR."""

@@ -29,6 +29,9 @@ class DataConfig:
     preparation). ``prepare``: arguments of ``speech prepare`` run once (``--out root`` is added) when ``root`` has no
     train manifest, so a recipe runs on a fresh machine. ``compose=digit_strings`` builds connected digit
     strings on the fly from single-digit clips (``train_size``/``eval_size`` strings per epoch/set).
+    ``stream_windows``: share of a classifier's training clips turned into 1 s windows of a short stream of
+    words (:mod:`speech.data.windows`: a command cut by the window's edge is ``partial_command``, ``unknown``
+    or ``ignore``d), so the model learns what a live window holds.
     """
 
     root: str = "data"
@@ -50,6 +53,8 @@ class DataConfig:
     min_digits: int = 2
     max_digits: int = 7
     extra_train_manifests: List[str] = field(default_factory=list)
+    stream_windows: float = 0.0
+    partial_command: str = "unknown"
 
 
 @dataclass

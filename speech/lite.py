@@ -296,9 +296,12 @@ class LiteModel:
         return outputs
 
     def threshold(self, options: Options) -> float:
-        """The threshold in force: the option, else the model's operating point, else 0."""
+        """The threshold in force: the option, else the model's operating point (not a live one, chosen on
+        streams: as :meth:`speech.recognizer.Recognizer.threshold`), else 0."""
         if options.threshold is not None:
             return options.threshold
+        if str(self.operating_point.get("kind", "")).startswith("live"):
+            return 0.0
         return float(self.operating_point.get("threshold", 0.0))
 
     def decode(self, logits: "np.ndarray", options: Options) -> Answer:

@@ -8,8 +8,9 @@ greedy / beam / grammar decoding.
 """
 from __future__ import annotations
 
+
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -141,11 +142,19 @@ class Recognizer:
         point = self.info.get("operating_point") if not self.is_ctc else None
         return dict(point) if isinstance(point, dict) and "threshold" in point else {}
 
+    @property
+    def live_point(self) -> bool:
+        """Whether the operating point was chosen on streams (``recipes/commands/calibrate_stream.py``: a
+        threshold on averaged window posteriors), which holds for the live paths and ``segments``, not for
+        one clip's answer."""
+        return str(self.operating_point.get("kind", "")).startswith("live")
+
     def threshold(self, options: DecodeOptions) -> float:
-        """The classification threshold in force: the option, else the model's operating point, else 0."""
+        """The classification threshold in force: the option, else the model's operating point (unless it
+        is a live one: :attr:`live_point`), else 0."""
         if options.threshold is not None:
             return options.threshold
-        return float(self.operating_point.get("threshold", 0.0))
+        return 0.0 if self.live_point else float(self.operating_point.get("threshold", 0.0))
 
     def decode(self, output: torch.Tensor, options: DecodeOptions) -> Result:
         if not self.is_ctc:
@@ -230,6 +239,8 @@ class Recognizer:
         return each found command with its ``start``/``end`` time; overlapping windows with the same
         answer are merged, keeping the best score."""
         options = options or DecodeOptions()
+        if options.threshold is None and self.live_point:  # windows of a stream: the live operating point holds
+            options = replace(options, threshold=float(self.operating_point["threshold"]))
         win = int(self.window_seconds * self.sample_rate)
         hop = max(1, int(hop_seconds * self.sample_rate))
         starts = list(range(0, max(len(waveform) - win, 0) + 1, hop))

@@ -345,3 +345,32 @@ def test_crop_silences_only_the_ends_of_the_active_span():
     assert torch.equal(out[:, middle], wave[:, middle])
     same, _ = WaveformAugment(AugmentConfig(**OFF, crop_prob=0.0), RATE)(wave, lengths)
     assert torch.equal(same, wave)
+
+
+# --------------------------------------------------------------------------- band limit
+
+
+def test_band_limit_removes_what_an_8khz_channel_cannot_carry(shared_dataset):
+    """Real 16 kHz speech through the 8 kHz channel: nothing left above 4 kHz, the band below kept; clips
+    not drawn are untouched; off by default."""
+    clip = load_audio(shared_dataset("speech_commands_v2_test_dev") / "yes" / sorted(
+        p.name for p in (shared_dataset("speech_commands_v2_test_dev") / "yes").glob("*.wav"))[0], RATE)
+    wave = clip[None].repeat(8, 1)
+    lengths = torch.full((8,), len(clip))
+    aug = WaveformAugment(AugmentConfig(**OFF, band_limit_prob=0.5), RATE)
+    torch.manual_seed(3)
+    out, _ = aug(wave, lengths)
+    assert out.shape == wave.shape
+    changed = [not torch.equal(out[i], wave[i]) for i in range(8)]
+    assert 0 < sum(changed) < 8
+    spectrum = lambda x: torch.fft.rfft(x).abs().square()  # noqa: E731
+    freqs = torch.fft.rfftfreq(len(clip), 1 / RATE)
+    for i in range(8):
+        s, ref = spectrum(out[i]), spectrum(wave[i])
+        high, low = freqs > 4300, (freqs > 300) & (freqs < 3500)
+        if changed[i]:
+            assert float(s[high].sum()) < 1e-3 * float(ref[high].sum())
+            assert abs(float(s[low].sum()) / float(ref[low].sum()) - 1) < 0.05
+        else:
+            assert torch.equal(out[i], wave[i])
+    assert AugmentConfig().band_limit_prob == 0.0

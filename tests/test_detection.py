@@ -147,11 +147,11 @@ def test_speaker_split_reproduces_the_recipe_and_the_halves_are_disjoint(halves,
                 assert x.speaker in info["halves"][h][x.source]
         v2_speakers = {x.speaker for x in c.commands + c.real if x.source.startswith("sc_v2")}
         assert not v2_speakers & set(split["train"])
-    # the FSDD digits the bundled model trained on until 2026-12-01 are not used (the recipe trains on none now)
+    # the FSDD digits the bundled model trained on are not used
     trained = detection_data.fsdd_training_clips(shared_data)
     assert len(trained) == 400 and info["left_out"]["fsdd_training_clips"] == 400
-    assert "400 digits the bundled model trained on until 2026-12-01" in info["trained_on"]["fsdd"]
-    assert "trains on no FSDD" in info["trained_on"]["fsdd"] and "no v1 sample clips" in info["trained_on"]["sc_v1_sample"]
+    assert "400 digits of all 5 speakers the bundled model trained on" in info["trained_on"]["fsdd"]
+    assert "--fsdd 0" in info["trained_on"]["fsdd"] and "--v1-sample" in info["trained_on"]["sc_v1_sample"]
 
 
 def test_negative_sentences_hold_no_command_word():

@@ -117,12 +117,14 @@ def test_init_from_takes_over_the_encoder_and_refuses_other_features(fsdd_prepar
 
 
 def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
-    """The recipe's own prepare step on a real Speech Commands layout (the v1 sample) with noise."""
+    """The recipe's own prepare step on a real Speech Commands layout (the v1 sample) with noise; half the
+    training items are stream windows (speech.data.windows)."""
     run, data = tmp_path / "run", tmp_path / "data"
     prepare = (f"speech-commands --root {shared_dataset('speech_commands_v1_sample')} --version 1 --task 12 "
                f"--noise-dir {shared_dataset('background_noise')}")
     proc = run_train("recipe=speech_commands", f"data.root={data}", f"data.prepare='{prepare}'",
-                     "data.cache_dir=null", "data.batch_size=16", "trainer.max_epochs=1", f"hydra.run.dir={run}", *TINY)
+                     "data.cache_dir=null", "data.batch_size=16", "trainer.max_epochs=1", f"hydra.run.dir={run}",
+                     "data.stream_windows=0.5", *TINY)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (data / "train.jsonl").is_file()
     payload = read_payload(run / "model.pt")

@@ -3,6 +3,7 @@ real speakers, and the CTC model's accuracy with the 35-word grammar (as 35 word
 12-class task) beside it.
 
     python recipes/commands/report.py runs/commands
+    python recipes/commands/report.py --det A/det_dev.json B/det_dev.json ...   # hits at false-accept budgets
 """
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ import sys
 from pathlib import Path
 
 COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+BUDGETS = (2, 10, 30, 100)  # false accepts per hour of other speech
+
+
+def det_row(path: str) -> str:
+    """One markdown row per real-speech stream of a `speech bench detection` report: the hit rate at the
+    operating point, and the best hit rate of the sweep within each false-accept budget."""
+    report = json.loads(Path(path).read_text())
+    rows = []
+    for stream in report["streams"]:
+        if stream["negatives"] != "real":
+            continue
+        op = stream["operating_point"]
+        cells = []
+        for budget in BUDGETS:
+            ok = [r for r in stream["sweep"] if r["false_accepts_per_hour"] <= budget]
+            best = max(ok, key=lambda r: r["hits"], default=None)
+            cells.append(f"{100 * best['hits'] / best['commands']:.1f} % (t={best['threshold']:g})" if best else "-")
+        rows.append(f"| {path} | {stream['stream']} | {100 * op['hits'] / op['commands']:.1f} % / "
+                    f"{op['false_accepts_per_hour']:.1f} (t={op['threshold']:g}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main(run: str) -> None:
@@ -38,4 +59,10 @@ def main(run: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "runs/commands")
+    if len(sys.argv) > 1 and sys.argv[1] == "--det":
+        print("| report | stream | operating point: hits / FA per h | " + " | ".join(f"hits at <= {b} FA/h" for b in BUDGETS) + " |")
+        print("|---|---|---|" + "---|" * len(BUDGETS))
+        for p in sys.argv[2:]:
+            print(det_row(p))
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "runs/commands")

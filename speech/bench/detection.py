@@ -455,7 +455,8 @@ def add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, help="length of each stream (default: as long as every clip of the half once)")
     parser.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default: 100)")
     parser.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="the operating point's threshold (default: 0.5)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="the operating point's threshold (default: the model's saved operating point, as speech listen; else 0.5)")
     parser.add_argument("--suppression-ms", type=float, default=1000.0, help="suppression time (default: 1000)")
     parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
@@ -486,7 +487,7 @@ def run_detection(args: argparse.Namespace) -> int:
     info = machine_info()
     say = lambda line: print(f"detection: {line}", file=sys.stderr)  # noqa: E731
     try:
-        if (args.minutes is not None and args.minutes <= 0) or args.hop_ms <= 0 or not 0 < args.threshold <= 1:
+        if (args.minutes is not None and args.minutes <= 0) or args.hop_ms <= 0 or (args.threshold is not None and not 0 < args.threshold <= 1):
             raise UsageError("--minutes and --hop-ms must be positive, --threshold in (0, 1]")
         if not args.noise_dir or not Path(args.noise_dir).is_dir():
             raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
@@ -513,7 +514,8 @@ def run_detection(args: argparse.Namespace) -> int:
         if recognizer.is_ctc:
             report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
         else:
-            smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
+            threshold = args.threshold if args.threshold is not None else float(recognizer.operating_point.get("threshold", 0.5)) or 0.5
+            smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
             report = detection_benchmark(
                 recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
                 snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,

@@ -113,8 +113,9 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def near_misses(command_words: list[str], vocabulary: list[str], per_word: int) -> dict[str, list[str]]:
-    """For each command word, up to ``per_word`` vocabulary words whose phonemes are at most one edit
-    (two for words of 6+ phonemes) from its own, the most common first; ``{}`` without espeak-ng."""
+    """For each command word, up to ``per_word`` vocabulary words whose phonemes are one edit (up to two
+    for words of 6+ phonemes) from its own, the most common first; homophones (the same phonemes: "know" for
+    "no") are left out, since they are the command to a listener; ``{}`` without espeak-ng."""
     if per_word <= 0:
         return {}
     table = phonemes(sorted(set(command_words) | set(vocabulary)))
@@ -124,7 +125,7 @@ def near_misses(command_words: list[str], vocabulary: list[str], per_word: int) 
         if not target:
             continue
         limit = 2 if len(target) >= 6 else 1
-        close = [v for v in vocabulary if v != word and v in table and v not in command_words
+        close = [v for v in vocabulary if v != word and v in table and v not in command_words and table[v] != target
                  and abs(len(table[v]) - len(target)) <= limit and edit_distance(table[v], target) <= limit]
         found[word] = close[:per_word]
     return found

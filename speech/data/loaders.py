@@ -68,7 +68,12 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
 
         keep = lambda rows: [r for r in rows if r.label in index or unknown is not None]  # noqa: E731
         make = lambda rows: AudioDataset(keep(rows), sr, encode, d.clip_seconds, d.cache_dir) if rows else None  # noqa: E731
-        return make(train_rows), make(valid_rows), make(test_rows), labels
+        train = make(train_rows)
+        if d.stream_windows > 0 and train is not None:
+            from speech.data.windows import StreamWindowsDataset
+
+            train = StreamWindowsDataset(train, labels, d.stream_windows, cfg.trainer.seed, d.partial_command)
+        return train, make(valid_rows), make(test_rows), labels
     vocab = Vocabulary.characters() if cfg.model.vocabulary == "char" else Vocabulary.words_from(
         [transcript_of(r) for r in train_rows])
     encode_text = lambda u: vocab.encode(transcript_of(u))  # noqa: E731

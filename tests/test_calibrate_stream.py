@@ -1,0 +1,116 @@
+"""The live operating point of the bundled model's recipe (recipes/commands/calibrate_stream.py): chosen on a
+real DEV-half detection benchmark run, saved in the model file, and used by default by `speech.load(...).stream`
+and by the benchmark itself; a report with the TEST half is refused."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_speech
+
+SCRIPT = REPO_ROOT / "recipes" / "commands" / "calibrate_stream.py"
+
+
+def calibrate(model: Path, report: Path, far: float | None) -> subprocess.CompletedProcess:
+    target = [] if far is None else ["--far-per-hour", str(far)]
+    return subprocess.run([sys.executable, str(SCRIPT), "--model", str(model), "--report", str(report), *target],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dev_report(tmp_path_factory, shared_data):
+    """A copy of the bundled model and a 1-minute DEV-half detection run of it."""
+    from speech.checkpoint import resolve_model_path
+
+    folder = tmp_path_factory.mktemp("calibrate")
+    model = folder / "model.pt"
+    shutil.copy(resolve_model_path("commands"), model)
+    return model, folder
+
+
+def bench(capsys, model: Path, folder: Path, name: str, halves: str = "dev") -> dict:
+    rc, _, err = run_speech(capsys, "bench", "detection", "--model", model, "--engine", "torch", "--minutes", 1,
+                            "--seed", 2, "--halves", halves, "--thresholds", 0.5, 0.7, 0.9, 0.99,
+                            "--cache", folder / "cache", "--out", folder / name)
+    assert rc == 0, err
+    return json.loads((folder / name).read_text())
+
+
+def test_operating_point_is_chosen_on_dev_saved_and_used_by_default(capsys, dev_report):
+    model, folder = dev_report
+    report = bench(capsys, model, folder, "dev.json")
+    sweep = report["streams"][0]["sweep"]
+    target = sorted(r["false_accepts_per_hour"] for r in sweep)[1]  # one that some threshold meets
+    expected = min(r["threshold"] for r in sweep if r["false_accepts_per_hour"] <= target)
+    proc = calibrate(model, folder / "dev.json", target)
+    assert proc.returncode == 0, proc.stderr
+    assert f"threshold {expected:.2f}" in proc.stdout and "met" in proc.stdout
+
+    import speech
+
+    loaded = speech.load(str(model), engine="torch")
+    point = loaded.operating_point
+    assert point["threshold"] == expected and point["target_met"] is True
+    assert "DEV half" in point["measured_on"] and point["smoothing"]["minimum_count"] == 3
+    assert loaded.stream().pipeline.stage.smoother.config.detection_threshold == expected
+    # the benchmark's default operating point is the model's now (as speech listen's)
+    again = bench(capsys, model, folder, "dev2.json")
+    assert again["config"]["detection_threshold"] == expected
+    assert again["streams"][0]["operating_point"]["threshold"] == expected
+
+
+def test_unmet_target_keeps_the_fewest_false_accepts_and_says_so(capsys, dev_report):
+    model, folder = dev_report
+    if not (folder / "dev.json").is_file():
+        bench(capsys, model, folder, "dev.json")
+    sweep = json.loads((folder / "dev.json").read_text())["streams"][0]["sweep"]
+    proc = calibrate(model, folder / "dev.json", -1.0)  # no threshold can meet it
+    assert proc.returncode == 0, proc.stderr
+    assert "NOT met" in proc.stdout
+    fewest = min(sweep, key=lambda r: (r["false_accepts_per_hour"], -r["hits"]))
+    import speech
+
+    point = speech.load(str(model), engine="torch").operating_point
+    assert point["threshold"] == fewest["threshold"] and point["target_met"] is False
+
+
+def test_balanced_rule_takes_the_most_hits_less_false_commands(capsys, dev_report):
+    model, folder = dev_report
+    if not (folder / "dev.json").is_file():
+        bench(capsys, model, folder, "dev.json")
+    sweep = json.loads((folder / "dev.json").read_text())["streams"][0]["sweep"]
+    proc = calibrate(model, folder / "dev.json", None)
+    assert proc.returncode == 0, proc.stderr
+    score = {r["threshold"]: r["hits"] - r["false_accepts_on_speech"] - r["wrong_label"] for r in sweep}
+    import speech
+
+    point = speech.load(str(model), engine="torch").operating_point
+    assert score[point["threshold"]] == max(score.values()) and point["rule"].startswith("most hits")
+    assert point["target_false_accepts_per_hour"] is None
+
+
+def test_a_report_with_the_test_half_is_refused(capsys, dev_report):
+    model, folder = dev_report
+    bench(capsys, model, folder, "test.json", halves="test")
+    before = model.read_bytes()
+    proc = calibrate(model, folder / "test.json", 2.0)
+    assert proc.returncode != 0 and "DEV half" in proc.stderr and "Traceback" not in proc.stderr
+    assert model.read_bytes() == before
+
+
+def test_listen_help_names_the_bundled_operating_point(capsys):
+    """`speech listen --help` says what the bundled model's default threshold is and where it was chosen."""
+    import speech
+
+    point = speech.load("commands", engine="torch").operating_point
+    assert "DEV half" in point["measured_on"]
+    rc, out, _ = run_speech(capsys, "listen", "--help")
+    assert rc == 0
+    text = " ".join(out.split())
+    assert f"bundled commands model's is {point['threshold']:.2f}" in text
+    assert f"{100 * point['hit_rate']:.1f} % of the commands at {point['false_accepts_per_hour']:.0f} false accepts" in text
