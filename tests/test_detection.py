@@ -231,7 +231,12 @@ def test_detection_benchmark_command_line_smoke(tmp_path, capsys, shared_data, r
     report = json.loads((tmp_path / "det.json").read_text())
     (stream,) = report["streams"]
     assert stream["half"] == "test" and stream["operating_point"]["commands"] == 10 and not stream["cached"] and report["checks"]["replay_equals_direct_run"] is True
-    assert [r["threshold"] for r in stream["sweep"]] == [0.5, 0.9] and stream["operating_point"]["threshold"] == 0.5
+    # the default operating point is the model's saved one (as speech listen's), swept with the asked thresholds
+    import speech
+
+    point = speech.load("commands", engine="torch").operating_point["threshold"]
+    assert [r["threshold"] for r in stream["sweep"]] == sorted({0.5, 0.9, point})
+    assert stream["operating_point"]["threshold"] == point
     assert len(stream["speakers"]["commands"]) <= 18 and set(stream["speakers"]) <= {"commands", "sc_v2_unknown", "fsdd", "sc_v1_sample"}
     assert (tmp_path / "det.md").read_text().startswith("Operating point") and (tmp_path / "det.png").stat().st_size > 10000
     rc, out2, err = run_speech(capsys, *argv)  # again: the posteriors come from the cache, the tables are the same
