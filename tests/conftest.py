@@ -53,3 +53,15 @@ def run_speech(capsys, *argv) -> tuple[int, str, str]:
         rc = exc.code
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def bundled_recognizer(name: str):
+    """The bundled model ``name`` (``commands``, ``commands-ctc``) as ``speech listen`` loads it, on one CPU
+    thread in PyTorch; skips the test when it is not installed."""
+    from speech.checkpoint import ModelFileError
+    from speech.transcribe import UsageError, load_recognizer
+
+    try:
+        return load_recognizer(name, "cpu", engine="torch", threads=1)
+    except (ModelFileError, UsageError) as err:
+        pytest.skip(f"the bundled {name} model is not installed: {err}")

@@ -16,7 +16,7 @@ from speech.bench import detection, detection_data
 from speech.bench.detection import Fired
 from speech.data.streams import Clip, StreamEvent, active_span, build_stream
 from speech.streaming import SmoothingConfig
-from conftest import run_speech
+from conftest import bundled_recognizer, run_speech
 
 torch.set_num_threads(1)
 RATE = 16000
@@ -25,13 +25,7 @@ RATE = 16000
 # ------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def recognizer():
-    from speech.checkpoint import ModelFileError
-    from speech.transcribe import UsageError, load_recognizer
-
-    try:
-        return load_recognizer("commands", "cpu", engine="torch", threads=1)
-    except (ModelFileError, UsageError) as err:
-        pytest.skip(f"the bundled commands model is not installed: {err}")
+    return bundled_recognizer("commands")
 
 
 @pytest.fixture(scope="module")

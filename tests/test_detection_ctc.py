@@ -19,7 +19,7 @@ from speech.bench.measure import COMMANDS
 from speech.data.streams import Clip, StreamEvent, build_stream
 from speech.decode import ctc_phrase_probability, ctc_score_phrases
 from speech.recognizer import DecodeOptions
-from conftest import run_speech
+from conftest import bundled_recognizer, run_speech
 
 torch.set_num_threads(1)
 RATE = 16000
@@ -33,13 +33,7 @@ OTHER_CLIPS = ["_unknown_/bed_0ea0e2f4_nohash_1", "_unknown_/cat_105a0eea_nohash
 
 @pytest.fixture(scope="module")
 def ctc():
-    from speech.checkpoint import ModelFileError
-    from speech.transcribe import UsageError, load_recognizer
-
-    try:
-        return load_recognizer("commands-ctc", "cpu", engine="torch", threads=1)
-    except (ModelFileError, UsageError) as err:
-        pytest.skip(f"the bundled commands-ctc model is not installed: {err}")
+    return bundled_recognizer("commands-ctc")
 
 
 @pytest.fixture(scope="module")
