@@ -230,9 +230,14 @@ _WORKER: dict = {}  # set before the pool forks: the Recognizer and the argument
 
 
 def _start_worker() -> None:
+    """One thread per process (one process per core: no thread of one process competes with another's)."""
+    start = getattr(_WORKER["recognizer"], "start_worker", None)
+    if start is not None:  # speech.lite.LiteModel: an onnxruntime session of the worker's own
+        start()
+        return
     import torch
 
-    torch.set_num_threads(1)  # one process per core: no thread of one process competes with another's
+    torch.set_num_threads(1)
 
 
 def _work(items: list[Item], options) -> list[Record]:
@@ -246,13 +251,15 @@ def recognize_items_in_processes(
     """:func:`recognize_items` spread over ``workers`` processes forked from this one (so each has the
     loaded ``recognizer`` without loading it again, and runs one thread): groups of ``group_size`` items go
     to whichever process is free, and the records come back in input order. ``kwargs``: ``segments``,
-    ``hop_seconds``, ``max_duration``. The answers are those of one process (the same model, the same
-    batching of each group). CPU models only (CUDA does not survive a fork)."""
+    ``hop_seconds``, ``max_duration``, ``load``. The answers are those of one process (the same model, the
+    same batching of each group). CPU models only (CUDA does not survive a fork); ``recognizer`` may be a
+    :class:`speech.lite.LiteModel` (``load=recognizer.load_item``), then no worker imports torch."""
     import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    if recognizer.device.type != "cpu":
+    device = getattr(recognizer, "device", None)  # a LiteModel runs on the CPU and has none
+    if device is not None and device.type != "cpu":
         raise ValueError("worker processes run CPU models; use one process on a GPU")
     groups = [items[i : i + group_size] for i in range(0, len(items), max(1, group_size))]
     _WORKER.update(recognizer=recognizer, kwargs=kwargs)

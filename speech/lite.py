@@ -186,6 +186,22 @@ class Options(NamedTuple):
     threshold: float | None = None
 
 
+def make_session(path: str | os.PathLike, threads: int = 1, basic: bool = False):
+    """An onnxruntime CPU session with the settings of :class:`speech.backends.OnnxBackend` (``threads``
+    intra-op threads, one inter-op thread, no spin-waiting); ``basic``: only the basic graph optimizations
+    (see :meth:`LiteModel.open`). Raises ImportError without onnxruntime."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as speech.backends.OnnxBackend
+    if basic:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class LiteModel:
     """A classifier exported by ``speech export`` in onnxruntime, with the interface
     :func:`speech.batch.recognize_items` calls (``sample_rate``, ``recognize``). Make one with :meth:`open`.
@@ -204,6 +220,7 @@ class LiteModel:
         point = self.info.get("operating_point")
         self.operating_point = dict(point) if isinstance(point, dict) and "threshold" in point else {}
         self.max_samples = int(MAX_WINDOW_SECONDS * self.sample_rate)
+        self.basic = False  # the session has the basic graph optimizations only (a bundled copy)
 
     @classmethod
     def open(cls, path: str | os.PathLike, threads: int = 1, source: str | os.PathLike | None = None,
@@ -218,20 +235,9 @@ class LiteModel:
         compared with PyTorch, not with another session: it gets only onnxruntime's basic graph
         optimizations, which start ~10 ms sooner and run batches as fast on this model."""
         try:
-            import onnxruntime as ort
-        except ImportError:
-            return None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as speech.backends.OnnxBackend
-        if source is not None:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = make_session(path, threads, basic=source is not None)
             meta = json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY])
-        except Exception:  # not an ONNX model, no or bad metadata: the PyTorch path words the error
+        except Exception:  # no onnxruntime, not an ONNX model, no or bad metadata: the PyTorch path words the error
             return None
         if not isinstance(meta, dict) or meta.get("head") != "classification" or not meta.get("labels") \
                 or not isinstance(meta.get("sample_rate"), int) or not isinstance(meta.get("info", {}), dict):
@@ -245,7 +251,15 @@ class LiteModel:
             made_from = meta.get("source") if isinstance(meta.get("source"), dict) else {}
             if not Path(source).is_file() or made_from.get("sha256") != sha256_of(source):
                 return None
-        return cls(session, meta, Path(path), batch_size)
+        model = cls(session, meta, Path(path), batch_size)
+        model.basic = source is not None
+        return model
+
+    def start_worker(self) -> None:
+        """In a worker process forked from the one that opened this model (:func:`speech.batch.
+        recognize_items_in_processes`): a session of its own with one intra-op thread, so that the
+        processes do not compete for the cores and no thread pool is shared across the fork."""
+        self.session = make_session(self.path, 1, basic=self.basic)
 
     # -- inputs ---------------------------------------------------------------------------------------
     def accepts(self, item) -> bool:

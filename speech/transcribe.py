@@ -43,6 +43,9 @@ from speech.lite import DEFAULT_MAX_DURATION
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PARALLEL_FROM = 1000  # files: from here on, one model process per core by default
+# files: from here on, without --engine, PyTorch workers: their ~1.9 s start-up (import torch) is paid back by
+# batches ~1.4x faster than onnxruntime's (1,311 vs 944 clips/s on two cores: docs/benchmarks.md)
+LITE_UP_TO = 6000
 PROG = "speech transcribe"
 
 EPILOG = """\
@@ -63,8 +66,9 @@ output (one line per file, in input order):
 engine:
   The bundled commands model (and a classifier .onnx) runs from its ONNX copy in onnxruntime, without
   importing PyTorch (~1.5 s of start-up), where that gives the PyTorch path's answers: files at the
-  model's rate of up to 30 s, fewer than 1,000 (one process), no --engine torch, --segments,
-  --max-window or --device cuda. Labels are the same; a score may differ by 1 in its 4th decimal when
+  model's rate of up to 30 s, no --engine torch, --segments, --max-window or --device cuda, fewer than
+  6,000 files unless --engine onnx (from 1,000 files on, one such process per core; from 6,000 PyTorch's
+  faster batches pay back its start-up). Labels are the same; a score may differ by 1 in its 4th decimal when
   float32 puts it on a rounding boundary (about 1 file in 250).
 
 exit status:
@@ -264,10 +268,13 @@ def lite_model(args: argparse.Namespace, items: list, workers: int):
     ``commands`` (its ONNX copy, made from this ``commands.pt``) or a classifier ``.onnx``, onnxruntime is
     installed, the options are ones it runs (no ``--engine torch``, ``--segments``, ``--max-window``,
     ``--grammar``, ``--beam``, ``--device cuda``; ``--top-k`` and ``--threshold`` valid: else the
-    Recognizer words the error), one process would run (``workers`` 1), and every item is a whole file
-    (not a manifest row) at the model's sample rate of at most 30 s."""
+    Recognizer words the error), and every item is a whole file (not a manifest row) at the model's sample
+    rate of at most 30 s, fewer than :data:`LITE_UP_TO` of them unless ``--engine onnx`` was given. With
+    ``workers`` > 1 each worker process runs a session of its own."""
+    if args.engine is None and len(items) >= LITE_UP_TO:
+        return None
     if (args.engine == "torch" or args.segments or args.max_window is not None or args.device == "cuda"
-            or args.grammar is not None or args.beam != 1 or workers != 1 or args.top_k < 1
+            or args.grammar is not None or args.beam != 1 or args.top_k < 1
             or (args.threshold is not None and not 0.0 <= args.threshold <= 1.0)):
         return None
     from speech.lite import LiteModel, onnx_for
@@ -336,10 +343,10 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(args.output) as stream:
             writer = Writer(stream, args.format, options.top_k, args.segments)
             writer.header()
-            if load is None and workers > 1 and recognizer.device.type == "cpu":
+            if workers > 1 and (load is not None or recognizer.device.type == "cpu"):
                 records = recognize_items_in_processes(
                     recognizer, items, options, workers=workers, group_size=args.group_size, segments=args.segments,
-                    hop_seconds=args.segment_hop, max_duration=args.max_duration)
+                    hop_seconds=args.segment_hop, max_duration=args.max_duration, load=load)
             else:
                 records = recognize_items(
                     recognizer, items, options, segments=args.segments, hop_seconds=args.segment_hop,

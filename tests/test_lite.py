@@ -188,6 +188,12 @@ def test_torch_is_not_imported_on_the_lite_path(clips, tmp_path):
     assert json.loads(last) == [1, []], err  # one file failed, torch never imported
     assert len(lines) == 1 and lines[0].startswith(f"{good}\t")
     assert err.splitlines() == [f"speech transcribe: {missing}: no such file", "speech transcribe: 1 of 2 inputs failed"]
+    # worker processes (the default from 1,000 files on), forked from this one: the same bytes, no torch
+    one, last, err = run("transcribe", *map(str, clips), missing)
+    assert json.loads(last) == [1, []], err
+    two, last, err2 = run("transcribe", "--workers", "2", "--group-size", "5", *map(str, clips), missing)
+    assert json.loads(last) == [1, []], err2
+    assert two == one and len(one) == len(clips) and err2 == err
     _, last, err = run("transcribe", "--engine", "torch", good)
     assert json.loads(last)[1], "the check sees torch where it is imported"
 
@@ -222,6 +228,8 @@ def test_bad_files_get_the_torch_paths_one_line_errors(capsys, tmp_path, clips):
 
 
 def test_what_the_lite_path_leaves_to_the_torch_path(tmp_path, clips):
+    import speech.transcribe as transcribe
+
     at_8k = tmp_path / "8k.wav"
     wave, _ = sf.read(str(clips[0]), dtype="float32")
     sf.write(str(at_8k), wave[::2], 8000, subtype="PCM_16")
@@ -229,10 +237,13 @@ def test_what_the_lite_path_leaves_to_the_torch_path(tmp_path, clips):
     sf.write(str(long), np.zeros(16000 * 31, dtype=np.float32), 16000, subtype="PCM_16")
     good = [Item(str(clips[0]))]
     assert isinstance(lite_model_for(["--engine", "onnx", "--threshold", "0.5", "x"], good), lite.LiteModel)
+    many = good * transcribe.LITE_UP_TO  # from here on PyTorch's workers, unless onnx is asked for
+    assert isinstance(lite_model_for(["--engine", "onnx", "x"], many, 2), lite.LiteModel)
+    assert isinstance(lite_model_for(["x"], many[:-1], 2), lite.LiteModel) and lite_model_for(["x"], many, 2) is None
     for argv, items, workers in (
         (["--engine", "torch"], good, 1), (["--segments"], good, 1), (["--max-window", "5"], good, 1),
         (["--device", "cuda"], good, 1), (["--model", "commands-ctc"], good, 1), (["--top-k", "0"], good, 1),
-        (["--threshold", "2"], good, 1), ([], good, 2), ([], [Item(str(at_8k))], 1),
+        (["--threshold", "2"], good, 1), ([], [Item(str(at_8k))], 1),
         ([], [Item(str(long))], 1), ([], [Item(str(clips[0]), offset=0.1)], 1),
     ):
         assert lite_model_for([*argv, "x"], items, workers) is None, (argv, items, workers)

@@ -100,8 +100,14 @@ def pocketsphinx_worker(p: dict) -> dict:
 def transcribe_worker(p: dict) -> dict:
     """``speech.cli.main(argv)`` (the ``speech`` console script's entry point) in this process, timed: the
     process wall time minus this is the interpreter start and imports."""
-    import speech.recognizer  # noqa: F401  (imports are start-up, not recognition: load them before timing)
-    import speech.transcribe  # noqa: F401
+    import speech.transcribe  # noqa: F401  (imports are start-up, not recognition: load them before timing)
+
+    from speech.lite import onnx_for
+
+    argv = p["argv"]
+    engine = argv[argv.index("--engine") + 1] if "--engine" in argv else None
+    if engine == "torch" or onnx_for(argv[argv.index("--model") + 1]) is None:  # else the torch-free path may run
+        import speech.recognizer  # noqa: F401
     from speech.cli import main
 
     start = time.perf_counter()
@@ -139,8 +145,8 @@ def benchmark_transcribe(
     work_dir: str | None = None,
     random_model: bool = False,
     manifest: str | None = None,
-    engine: str = "torch",
-    workers: int = 1,
+    engine: str = "default",
+    workers: int = 0,
     cold_repeats: int = 5,
 ) -> dict:
     """``speech transcribe`` (``speech.cli.main``, the console script's entry point, in a process of its own
@@ -149,7 +155,7 @@ def benchmark_transcribe(
     and recognizing every clip) and end to end (process start to exit), times real time, the process's
     peak RSS, and accuracy on the 12-class task. ``random_model``: a random-weight model of the default shape instead
     of ``model`` (timings hold, accuracy does not). ``engine`` and ``workers``: ``speech transcribe --engine
-    --workers``. Also the cold start (:func:`cold_start`): one file, a fresh process each, ``cold_repeats`` times."""
+    --workers`` ("default" and 0: not given, as a user runs it). Also the cold start (:func:`cold_start`): one file, a fresh process each, ``cold_repeats`` times."""
     import soundfile as sf
 
     set_threads(threads)
@@ -181,8 +187,9 @@ def benchmark_transcribe(
         grammar = write_grammar(tmp / "commands.gram")
         env = thread_env(threads)
         argv = ["transcribe", "-", "--model", model_path, "--format", "tsv", "--output", str(tmp / "ours.tsv"),
-                "--batch-size", str(batch_size), "--device", "cpu", "--engine", engine, "--workers", str(workers),
-                "--threads", str(threads)] + (["--jobs", str(jobs)] if jobs else [])
+                "--batch-size", str(batch_size), "--device", "cpu", "--threads", str(threads)] \
+            + (["--engine", engine] if engine != "default" else []) + (["--workers", str(workers)] if workers else []) \
+            + (["--jobs", str(jobs)] if jobs else [])
         outputs = {"ours": tmp / "ours.tsv", "sphinx": tmp / "sphinx.json"}
         commands = {
             "ours": worker_command("transcribe-worker", {"argv": argv}),
@@ -403,7 +410,8 @@ def format_transcribe(result: dict) -> str:
            f"Machine: {machine_line(result['machine'], result.get('load_after'))}.",
            f"Data: {p['clips']} clips ({p['audio_s']:.0f} s of audio) of {p['data']}, spread over the classes. "
            f"Each tool runs as its own process: {p['repeats']} alternating repeats, medians. torch/BLAS threads "
-           f"{p['threads']}; speech transcribe --batch-size {p['batch_size']}"
+           f"{p['threads']}; speech transcribe {'--engine ' + p['engine'] if p['engine'] != 'default' else '(no --engine)'} "
+           f"{'--workers ' + str(p['workers']) if p['workers'] else '(default --workers)'} --batch-size {p['batch_size']}"
            f"{' --jobs ' + str(p['jobs']) if p['jobs'] else ' (default --jobs)'}; PocketSphinx with "
            f"{p['pad_s']:g} s of zeros on both sides of each clip.", "",
            markdown_table(["recognizer", "clips/s (steady)", "x real time (steady)", "clips/s (end to end)",
@@ -433,8 +441,11 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads of each process (default: 1)")
     parser.add_argument("--batch-size", type=int, default=32, help="speech transcribe --batch-size (default: 32)")
     parser.add_argument("--jobs", type=int, default=None, help="speech transcribe --jobs (default: its own default)")
-    parser.add_argument("--engine", choices=("torch", "onnx", "auto"), default="torch", help="speech transcribe --engine (default: torch)")
-    parser.add_argument("--workers", type=int, default=1, help="speech transcribe --workers (default: 1)")
+    parser.add_argument("--engine", choices=("default", "torch", "onnx", "auto"), default="default",
+                        help="speech transcribe --engine; default: not given, what a user's plain 'speech transcribe' runs "
+                             "(the bundled model without torch where it can)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="speech transcribe --workers; 0: not given, its own default (one per core from 1,000 files) (default: 0)")
     parser.add_argument("--cold-repeats", type=int, default=5, help="fresh processes for the one-file cold start; 0: skip (default: 5)")
     parser.add_argument("--cold-only", action="store_true", help="only the one-file cold start (--cold-repeats runs of each tool)")
     parser.add_argument("--memory-files", type=int, nargs="+", metavar="N",
