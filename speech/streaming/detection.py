@@ -94,6 +94,10 @@ class RecognizeCommands:
     def average(self) -> np.ndarray:
         return np.mean([p for _, p in self.history], axis=0)
 
+    def threshold(self, label: str) -> float:
+        """The averaged score ``label`` needs to fire (one for every label here)."""
+        return self.config.detection_threshold
+
     def process(self, time_s: float, probabilities: np.ndarray) -> tuple[str, float] | None:
         c = self.config
         if self.history and time_s < self.history[-1][0]:
@@ -106,9 +110,9 @@ class RecognizeCommands:
         avg = self.average()
         top = int(np.argmax(avg))
         label, score = self.labels[top], float(avg[top])
-        if self.last_label is not None and (label != self.last_label or score < c.detection_threshold):
+        if self.last_label is not None and (label != self.last_label or score < self.threshold(self.last_label)):
             self.armed = True
-        if label in self.ignore or score < c.detection_threshold:
+        if label in self.ignore or score < self.threshold(label):
             return None
         if (time_s - self.last_time) * 1000 < c.suppression_ms:
             return None

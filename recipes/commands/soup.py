@@ -1,0 +1,53 @@
+"""Average the weights of a fine-tuned model with those of the model it started from (a "weight-space
+ensemble", WiSE-FT: Wortsman et al., 2022): ``alpha`` of the fine-tuned weights, ``1 - alpha`` of the
+start's. Both must be the same architecture, labels and features (a fine-tune with
+``trainer.init_from=START``), so the average is one model of the same size and the same compute per window.
+
+    python recipes/commands/soup.py --start speech/pretrained/commands.pt --tuned runs/G3/model.pt \
+        --alpha 0.5 --out runs/G3/soup.pt
+
+The output keeps the fine-tuned file's info (recipe settings, metrics) with a ``soup`` entry saying what was
+averaged; its ``operating_point`` is dropped (a live threshold is chosen again, on DEV, for the new weights).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def soup(start: dict, tuned: dict, alpha: float) -> dict:
+    """The payload of ``tuned`` with every floating-point tensor ``alpha * tuned + (1 - alpha) * start``."""
+    for key in ("model_config", "feature_config", "labels", "sample_rate"):
+        if start.get(key) != tuned.get(key):
+            raise ValueError(f"the two models differ in {key}: not a fine-tune of the other")
+    a, b = start["state_dict"], tuned["state_dict"]
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise ValueError("the two models' weights differ in names or shapes")
+    state = {k: (alpha * b[k] + (1 - alpha) * a[k]).to(b[k].dtype) if b[k].is_floating_point() else b[k] for k in b}
+    info = {k: v for k, v in tuned.get("info", {}).items() if k != "operating_point"}
+    return {**tuned, "state_dict": state, "info": info}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--start", required=True, help="the model the fine-tune started from (model.pt)")
+    parser.add_argument("--tuned", required=True, help="the fine-tuned model (model.pt)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the fine-tuned model, in [0, 1] (default: 0.5)")
+    parser.add_argument("--out", required=True, help="the averaged model.pt to write")
+    args = parser.parse_args()
+    if not 0.0 <= args.alpha <= 1.0:
+        sys.exit("--alpha must be in [0, 1]")
+
+    from speech.checkpoint import ModelFileError, atomic_save, read_payload
+
+    try:
+        payload = soup(read_payload(args.start), read_payload(args.tuned), args.alpha)
+    except (ModelFileError, ValueError) as err:
+        sys.exit(f"soup.py: {err}")
+    payload["info"]["soup"] = {"start": str(args.start), "tuned": str(args.tuned), "alpha": args.alpha}
+    atomic_save(payload, args.out)
+    print(f"{args.out}: {args.alpha:g} x {args.tuned} + {1 - args.alpha:g} x {args.start}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""recipes/commands/soup.py: the weights of a fine-tune averaged with those of its start, as one loadable model;
+models that are not a fine-tune of each other are refused with one line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "recipes" / "commands" / "soup.py"
+SMALL = dict(hidden_size=16, num_layers=1)
+
+
+def small_model(path: Path, seed: int, labels=("yes", "no", "_unknown_")) -> Path:
+    from speech.bench.transcribe import make_random_model
+
+    return make_random_model(path, list(labels), seed=seed, **SMALL)
+
+
+def soup(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True, text=True, timeout=120)
+
+
+def test_soup_is_the_weighted_mean_and_loads(tmp_path):
+    from speech.checkpoint import load_model, read_payload
+
+    start, tuned = small_model(tmp_path / "a.pt", 0), small_model(tmp_path / "b.pt", 1)
+    out = tmp_path / "soup.pt"
+    proc = soup("--start", start, "--tuned", tuned, "--alpha", 0.25, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    a, b, s = (read_payload(p)["state_dict"] for p in (start, tuned, out))
+    for key in s:
+        if s[key].is_floating_point():
+            assert torch.allclose(s[key], 0.25 * b[key] + 0.75 * a[key], atol=1e-6), key
+    assert read_payload(out)["info"]["soup"]["alpha"] == 0.25
+    model = load_model(out)  # weights_only load of a self-describing file
+    assert model.labels == ["yes", "no", "_unknown_"]
+
+
+def test_models_that_differ_are_refused(tmp_path):
+    start = small_model(tmp_path / "a.pt", 0)
+    other = small_model(tmp_path / "c.pt", 0, labels=("up", "down", "_unknown_"))
+    proc = soup("--start", start, "--tuned", other, "--out", tmp_path / "x.pt")
+    assert proc.returncode != 0 and "differ in labels" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.pt").exists()
