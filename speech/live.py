@@ -251,8 +251,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cls.add_argument("--threshold", type=float, default=None,
                      help="averaged score a command needs (default: the model's saved operating point, else 0.5; the "
                           "bundled commands model's is 0.70, chosen on the DEV half of 'speech bench detection': 18 "
-                          "unseen speakers' commands among real other speech at 10 dB SNR, where it found 71.0 %% of "
-                          "the commands at 96 false accepts per hour; 0.5: 80 %% at 264)")
+                          "unseen speakers' commands among real other speech at 10 dB SNR, where it found 74.5 %% of "
+                          "the commands at 93 false accepts per hour; 0.5: 81 %% at 206)")
     cls.add_argument("--suppression-ms", type=float, default=1000.0, help="quiet time after a detection (default: 1000)")
     cls.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     cls.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB, metavar="DB",

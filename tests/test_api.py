@@ -54,7 +54,7 @@ def test_transcribe_files_agrees_with_the_command_line(commands, capsys):
     assert isinstance(one, speech.Result) and one.text == COMMAND_CLIPS[0].stem
 
 
-def test_arrays_at_their_own_rate_give_the_file_answer(commands):
+def test_arrays_at_their_own_rate_give_the_file_answer(commands, tmp_path):
     path = COMMAND_CLIPS[-1]
     wave, rate = sf.read(path, dtype="float32")
     assert rate == 16000
@@ -62,11 +62,13 @@ def test_arrays_at_their_own_rate_give_the_file_answer(commands):
     import torch
 
     at_8k = resample(torch.from_numpy(wave), 16000, 8000).numpy()
+    sf.write(str(tmp_path / "8k.wav"), at_8k, 8000, subtype="FLOAT")
     from_file = commands.transcribe(path)
     as_array = commands.transcribe(wave)
-    as_8k = commands.transcribe([at_8k], sample_rate=8000)
+    as_8k, from_8k_file = commands.transcribe([at_8k], sample_rate=8000), commands.transcribe(tmp_path / "8k.wav")
     assert as_array.text == from_file.text and as_array.score == pytest.approx(from_file.score, abs=1e-5)
-    assert isinstance(as_8k, list) and as_8k[0].text == from_file.text
+    assert isinstance(as_8k, list) and as_8k[0].text == from_8k_file.text
+    assert as_8k[0].score == pytest.approx(from_8k_file.score, abs=1e-5)  # both resampled to 16 kHz the same way
     with pytest.raises(ValueError, match="1-D"):
         commands.transcribe(np.zeros((2, 16000), dtype=np.float32))
 

