@@ -78,9 +78,9 @@ def test_rejection_ranks_commands_above_other_speech_that_the_grammar_forces(ctc
     forced = ctc.recognize(waves, DecodeOptions(top_k=3, grammar=list(COMMANDS)))
     scored = ctc.recognize(waves, DecodeOptions(top_k=3, grammar=list(COMMANDS), reject=DEFAULT_REJECT))
     n = len(clips["commands"])
-    # without a rejection (as before): every clip is a command, the other speech with a posterior near 1
+    # without a rejection (as before): every clip is a command, the other speech with most of the posterior
     assert [r.text for r in forced[:n]] == [c.word for c in clips["commands"]]
-    assert all(r.text in COMMANDS and r.score > 0.9 and r.confidence is None for r in forced[n:])
+    assert all(r.text in COMMANDS and r.score > 0.5 and r.confidence is None for r in forced[n:])
     # with it: the same answers and posteriors, and the probability tells the two apart
     for f, s in zip(forced, scored):
         assert s.score == f.score and s.alternatives == f.alternatives and 0.0 <= s.confidence <= 1.0
