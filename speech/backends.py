@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from speech.checkpoint import ModelFileError
-from speech.lite import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES  # noqa: F401  (shared with the torch-free path)
+from speech.lite import INPUT_NAMES, METADATA_KEY, OUTPUT_NAMES, make_session  # noqa: F401  (shared with the torch-free path)
 
 EXTRA_FILE = "speech.json"  # TorchScript extra file of the description
 
@@ -71,18 +71,11 @@ class OnnxBackend:
         path = str(path)
         _check_file(path)
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise ModelFileError(f"{path}: running .onnx models needs onnxruntime (pip install 'speech[export]')") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # with more than one thread, onnxruntime's pool spins after each run waiting for the next: a live
-        # stream (one window per 100 ms) then burns 40-50 % of a core on nothing (docs/benchmarks.md)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self.session = make_session(path, threads or min(2, os.cpu_count() or 1))
         except Exception as err:
             raise ModelFileError(f"{path}: not an ONNX model ({' '.join(str(err).split())[:200]})") from None
         props = self.session.get_modelmeta().custom_metadata_map

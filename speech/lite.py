@@ -187,16 +187,18 @@ class Options(NamedTuple):
 
 
 def make_session(path: str | os.PathLike, threads: int = 1, basic: bool = False):
-    """An onnxruntime CPU session with the settings of :class:`speech.backends.OnnxBackend` (``threads``
-    intra-op threads, one inter-op thread, no spin-waiting); ``basic``: only the basic graph optimizations
-    (see :meth:`LiteModel.open`). Raises ImportError without onnxruntime."""
+    """The onnxruntime CPU session of every ONNX path (:class:`LiteModel`, :class:`speech.backends.OnnxBackend`):
+    ``threads`` intra-op threads, one inter-op thread, no spin-waiting; ``basic``: only the basic graph
+    optimizations (see :meth:`LiteModel.open`). Raises ImportError without onnxruntime."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, int(threads))
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as speech.backends.OnnxBackend
+    # with more than one thread, onnxruntime's pool spins after each run waiting for the next: a live
+    # stream (one window per 100 ms) then burns 40-50 % of a core on nothing (docs/benchmarks.md)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if basic:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -210,8 +212,9 @@ class LiteModel:
     ``pad_to``: the clip length in samples that shorter clips are centred in (0: none); ``batch_size``:
     clips per model call."""
 
-    def __init__(self, session, metadata: dict, path: Path, batch_size: int = 32):
+    def __init__(self, session, metadata: dict, path: Path, batch_size: int = 32, basic: bool = False):
         self.session, self.metadata, self.path, self.batch_size = session, metadata, path, batch_size
+        self.basic = basic  # the session has the basic graph optimizations only (a bundled copy)
         self.labels = list(metadata["labels"])
         self.sample_rate = int(metadata["sample_rate"])
         self.info = metadata.get("info") or {}
@@ -220,7 +223,6 @@ class LiteModel:
         point = self.info.get("operating_point")
         self.operating_point = dict(point) if isinstance(point, dict) and "threshold" in point else {}
         self.max_samples = int(MAX_WINDOW_SECONDS * self.sample_rate)
-        self.basic = False  # the session has the basic graph optimizations only (a bundled copy)
 
     @classmethod
     def open(cls, path: str | os.PathLike, threads: int = 1, source: str | os.PathLike | None = None,
@@ -251,9 +253,7 @@ class LiteModel:
             made_from = meta.get("source") if isinstance(meta.get("source"), dict) else {}
             if not Path(source).is_file() or made_from.get("sha256") != sha256_of(source):
                 return None
-        model = cls(session, meta, Path(path), batch_size)
-        model.basic = source is not None
-        return model
+        return cls(session, meta, Path(path), batch_size, basic=source is not None)
 
     def start_worker(self) -> None:
         """In a worker process forked from the one that opened this model (:func:`speech.batch.

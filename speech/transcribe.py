@@ -262,15 +262,15 @@ def decode_options(recognizer, args: argparse.Namespace, report: Callable[[str],
         raise UsageError(str(err)) from None
 
 
-def lite_model(args: argparse.Namespace, items: list, workers: int):
+def lite_model(args: argparse.Namespace, items: list):
     """The :class:`speech.lite.LiteModel` that answers this run as the PyTorch path would, without
     importing torch, or None (then the Recognizer runs it). It does when ``--model`` is the bundled
     ``commands`` (its ONNX copy, made from this ``commands.pt``) or a classifier ``.onnx``, onnxruntime is
     installed, the options are ones it runs (no ``--engine torch``, ``--segments``, ``--max-window``,
     ``--grammar``, ``--beam``, ``--device cuda``; ``--top-k`` and ``--threshold`` valid: else the
     Recognizer words the error), and every item is a whole file (not a manifest row) at the model's sample
-    rate of at most 30 s, fewer than :data:`LITE_UP_TO` of them unless ``--engine onnx`` was given. With
-    ``workers`` > 1 each worker process runs a session of its own."""
+    rate of at most 30 s, fewer than :data:`LITE_UP_TO` of them unless ``--engine onnx`` was given. Any number of
+    worker processes may run it, each with a session of its own (:meth:`~speech.lite.LiteModel.start_worker`)."""
     if args.engine is None and len(items) >= LITE_UP_TO:
         return None
     if (args.engine == "torch" or args.segments or args.max_window is not None or args.device == "cuda"
@@ -321,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--threads must be 1 or more")
         items, failed = expand_inputs(args.paths, sys.stdin, lambda p, cause: error(f"{p}: {cause}"))
         workers = args.workers or (usable_cores() if len(items) >= PARALLEL_FROM else 1)
-        recognizer, load = lite_model(args, items, workers), None
+        recognizer, load = lite_model(args, items), None
         if recognizer is not None:  # the same answers without importing torch
             from speech.lite import Options
 

@@ -69,7 +69,7 @@ def only_rounding_apart(ours: str, theirs: str, exact: dict[str, list[float]]) -
     return True
 
 
-def lite_model_for(argv: list[str], items: list, workers: int = 1):
+def lite_model_for(argv: list[str], items: list):
     """:func:`speech.transcribe.lite_model` for ``speech transcribe ARGV`` over ``items``."""
     import argparse
 
@@ -77,7 +77,7 @@ def lite_model_for(argv: list[str], items: list, workers: int = 1):
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return lite_model(parser.parse_args(argv), items, workers)
+    return lite_model(parser.parse_args(argv), items)
 
 
 # ------------------------------------------------------------------------------ the shipped files
@@ -241,15 +241,15 @@ def test_what_the_lite_path_leaves_to_the_torch_path(tmp_path, clips):
     good = [Item(str(clips[0]))]
     assert isinstance(lite_model_for(["--engine", "onnx", "--threshold", "0.5", "x"], good), lite.LiteModel)
     many = good * transcribe.LITE_UP_TO  # from here on PyTorch's workers, unless onnx is asked for
-    assert isinstance(lite_model_for(["--engine", "onnx", "x"], many, 2), lite.LiteModel)
-    assert isinstance(lite_model_for(["x"], many[:-1], 2), lite.LiteModel) and lite_model_for(["x"], many, 2) is None
-    for argv, items, workers in (
-        (["--engine", "torch"], good, 1), (["--segments"], good, 1), (["--max-window", "5"], good, 1),
-        (["--device", "cuda"], good, 1), (["--model", "commands-ctc"], good, 1), (["--top-k", "0"], good, 1),
-        (["--threshold", "2"], good, 1), ([], [Item(str(at_8k))], 1),
-        ([], [Item(str(long))], 1), ([], [Item(str(clips[0]), offset=0.1)], 1),
+    assert isinstance(lite_model_for(["--engine", "onnx", "x"], many), lite.LiteModel)
+    assert isinstance(lite_model_for(["x"], many[:-1]), lite.LiteModel) and lite_model_for(["x"], many) is None
+    for argv, items in (
+        (["--engine", "torch"], good), (["--segments"], good), (["--max-window", "5"], good),
+        (["--device", "cuda"], good), (["--model", "commands-ctc"], good), (["--top-k", "0"], good),
+        (["--threshold", "2"], good), ([], [Item(str(at_8k))]),
+        ([], [Item(str(long))]), ([], [Item(str(clips[0]), offset=0.1)]),
     ):
-        assert lite_model_for([*argv, "x"], items, workers) is None, (argv, items, workers)
+        assert lite_model_for([*argv, "x"], items) is None, (argv, items)
 
 
 def test_cold_start_benchmark_measures_the_lite_path():
