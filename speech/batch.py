@@ -285,6 +285,10 @@ def recognize_items_in_processes(
     finally:
         for f in pending:
             f.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Every group answered: wait for the pool's manager thread to end. Left running (wait=False), it
+        # closes its wake-up pipe while the interpreter's exit hook may write to it, and Python 3.11 then
+        # prints "Exception ignored ... Bad file descriptor" to stderr at exit. Stopped early (an error, an
+        # interrupt, the caller stopped reading): leave at once, the queued groups cancelled.
+        pool.shutdown(wait=not pending, cancel_futures=True)
         _WORKER.clear()
         gc.unfreeze()
