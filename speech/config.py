@@ -80,7 +80,11 @@ class TrainerConfig:
     epochs (checkpoint averaging) instead of the best epoch's; 0 keeps the best epoch.
     ``operating_point_far``: classifiers with ``_unknown_``/``_silence_``: save the threshold whose
     false-accept rate on the validation set's non-command clips is at most this (``speech.calibrate``);
-    0: none (the verbs then default to no threshold)."""
+    0: none (the verbs then default to no threshold).
+    ``distill_from``: classifier files (or bundled names) with this run's labels and features: their mean
+    posterior on each augmented training batch is a soft target (knowledge distillation of an ensemble
+    into one model); the loss is ``(1 - distill_weight) x cross-entropy + distill_weight x T^2 x
+    KL(teachers || model)``, both at temperature ``T = distill_temperature``. Empty: no teachers."""
 
     max_epochs: int = 20
     max_steps: int = 0
@@ -97,6 +101,9 @@ class TrainerConfig:
     tensorboard: bool = True
     evaluate_test: bool = True
     operating_point_far: float = 0.0
+    distill_from: List[str] = field(default_factory=list)
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
 
 
 @dataclass

@@ -36,6 +36,7 @@ from speech.calibrate import calibrate, check_calibration
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
 from speech.data.loaders import build_datasets, make_loader
+from speech.distill import distillation_loss, load_teachers
 from speech.features import FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
 from speech.models import SpeechModel, count_parameters
@@ -85,13 +86,20 @@ def compute_statistics(model: SpeechModel, loader, augment: WaveformAugment, dev
     model.front_end.set_statistics(*stats.result())
 
 
-def loss_fn(model: SpeechModel, output, out_lengths, batch, cfg: TrainConfig, device) -> torch.Tensor:
+def loss_fn(model: SpeechModel, output, out_lengths, batch, cfg: TrainConfig, device,
+            soft: torch.Tensor | None = None) -> torch.Tensor:
+    """CTC or cross-entropy; with ``soft`` (the teachers' posterior ``(B, classes)``, ``trainer.distill_from``)
+    mixed with the distillation loss by ``trainer.distill_weight``."""
     if model.is_ctc:
         return torch.nn.functional.ctc_loss(
             output.transpose(0, 1), batch["targets"].to(device), out_lengths, batch["target_lengths"].to(device),
             blank=0, zero_infinity=True)
-    return torch.nn.functional.cross_entropy(
+    loss = torch.nn.functional.cross_entropy(
         output.float(), batch["targets"].to(device), label_smoothing=cfg.optim.label_smoothing)
+    if soft is None:
+        return loss
+    w = cfg.trainer.distill_weight
+    return (1 - w) * loss + w * distillation_loss(output, soft, cfg.trainer.distill_temperature)
 
 
 @torch.no_grad()
@@ -199,6 +207,16 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
               f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
               f"test {len(test_set) if test_set else 0} items; device {device}", file=sys.stderr)
+    teachers = None
+    if cfg.trainer.distill_from:
+        if not 0 <= cfg.trainer.distill_weight <= 1 or cfg.trainer.distill_temperature <= 0:
+            raise SystemExit("speech train: trainer.distill_weight must be in [0, 1] and trainer.distill_temperature positive")
+        try:
+            teachers = load_teachers(list(cfg.trainer.distill_from), model, cfg.trainer.distill_temperature, device)
+        except ValueError as err:
+            raise SystemExit(f"speech train: trainer.distill_from: {err}") from None
+        if is_main:
+            print(f"distilling from {len(teachers.members)} teachers: {', '.join(cfg.trainer.distill_from)}", file=sys.stderr)
     noise = load_noise_bank(cfg.augment.noise_dir, cfg.features.sample_rate)
     augment = WaveformAugment(cfg.augment, cfg.features.sample_rate, noise).to(device)
     spec_augment = SpecAugment(cfg.augment)
@@ -252,7 +270,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             print("tensorboard is not installed: no TensorBoard logs", file=sys.stderr)
     metric_name = main_metric(model)
     info_base = {"recipe": cfg.recipe, "clip_seconds": cfg.data.clip_seconds, "data_root": str(cfg.data.root),
-                 "seed": cfg.trainer.seed}
+                 "seed": cfg.trainer.seed, **({"distilled_from": list(cfg.trainer.distill_from)} if teachers else {})}
     for epoch in range(start_epoch, cfg.trainer.max_epochs):
         if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
             break
@@ -271,7 +289,9 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                 feats, n_frames = model.front_end(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
                 feats, n_frames = tempo(feats, n_frames)
                 feats = spec_augment(feats)
-            loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype)
+                soft = teachers(feats, n_frames) if teachers is not None else None
+            loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype,
+                                  soft)
             step += 1
             loss_sum += loss.detach()
             batches += 1
@@ -395,12 +415,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def optimizer_step(net, model: SpeechModel, feats, n_frames, batch: dict, cfg: TrainConfig, device, optimizer,
-                   scaler, scheduler, amp_dtype) -> torch.Tensor:
+                   scaler, scheduler, amp_dtype, soft: torch.Tensor | None = None) -> torch.Tensor:
     """One training step from (augmented, normalized) features: forward under autocast when ``amp_dtype``,
-    loss, scaled backward, gradient clipping, optimizer and schedule step. Returns the loss (on the device)."""
+    loss (``soft``: the teachers' posterior, see :func:`loss_fn`), scaled backward, gradient clipping,
+    optimizer and schedule step. Returns the loss (on the device)."""
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         output, out_lengths = net(feats, n_frames)
-        loss = loss_fn(model, output, out_lengths, batch, cfg, device)
+        loss = loss_fn(model, output, out_lengths, batch, cfg, device, soft)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)

@@ -208,3 +208,51 @@ def test_checkpoint_averaging_is_the_mean_of_the_weights():
     name = "head.output.weight" if "head.output.weight" in average["sum"] else next(iter(average["sum"]))
     mean = sum(m.state_dict()[name].double() for m in models) / 3
     assert torch.allclose(average["sum"][name] / 3, mean)
+
+
+def test_distillation_trains_toward_the_teachers_and_refuses_a_ctc_teacher(fsdd_prepared, tmp_path):
+    """``trainer.distill_from``: a real run taught by two classifiers records them; the teachers' posterior
+    is what each teacher gives the audio on its own, though the features reach it normalized with the
+    student's statistics; a CTC model or other labels are refused in one line."""
+    from speech.distill import distillation_loss, load_teachers
+    from speech.models.model import SpeechModel
+
+    common = ["recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.max_items=64",
+              "trainer.max_epochs=1", *TINY]
+    teachers = []
+    for seed in (1, 2):
+        run = tmp_path / f"teacher{seed}"
+        proc = run_train(*common, f"trainer.seed={seed}", f"hydra.run.dir={run}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        teachers.append(str(run / "model.pt"))
+    student = tmp_path / "student"
+    proc = run_train(*common, f"trainer.distill_from=[{','.join(teachers)}]", "trainer.distill_weight=1.0",
+                     f"hydra.run.dir={student}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "distilling from 2 teachers" in proc.stderr
+    assert read_payload(student / "model.pt")["info"]["distilled_from"] == teachers
+    assert read_metrics(student)[0]["train_loss"] >= 0  # a KL divergence alone
+
+    # the teachers' features: the student's normalization undone, each teacher's own applied
+    one, two = load_model(teachers[0]), load_model(teachers[1])
+    fresh = SpeechModel(one.config, one.feature_config, one.labels).eval()
+    fresh.front_end.set_statistics(one.front_end.mean + 3.0, one.front_end.std * 2.0)
+    taught = load_teachers(teachers, fresh, 1.0, "cpu")
+    wave = torch.randn(3, 16000) * 0.1
+    lengths = torch.tensor([16000, 12000, 8000])
+    with torch.no_grad():
+        feats, n_frames = fresh.front_end(wave, lengths)
+        expected = (torch.softmax(one(wave, lengths)[0], -1) + torch.softmax(two(wave, lengths)[0], -1)) / 2
+        got = taught(feats, n_frames)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(got.sum(-1), torch.ones(3))
+    assert float(distillation_loss(torch.log(got), got)) == pytest.approx(0.0, abs=1e-6)  # the teachers' own answer
+
+    ctc = tmp_path / "ctc"
+    proc = run_train("recipe=digit_strings_ctc", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.train_size=16",
+                     "data.eval_size=4", "data.max_items=100", "trainer.max_epochs=1", "trainer.max_steps=1", *TINY,
+                     f"hydra.run.dir={ctc}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_train(*common, f"trainer.distill_from=[{ctc / 'model.pt'}]", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"trainer.distill_from: {ctc / 'model.pt'}: a CTC model cannot teach a classifier" in proc.stderr

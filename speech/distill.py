@@ -1,0 +1,91 @@
+"""Knowledge distillation: several trained classifiers teach one (``trainer.distill_from``).
+
+An ensemble of classifiers averages out the errors its members do not share: on the live detection
+benchmark the mean posterior of two or three of the commands recipe's models halves the false accepts of
+any one of them at as many hits (``recipes/commands/decision.py``). Running them all costs as many times
+the compute; distillation trains one model of the usual size toward their mean posterior instead (Hinton
+et al., 2015, "Distilling the knowledge in a neural network"). The teachers see the very features the
+model is trained on, augmentation included, each normalized with its own statistics.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from speech.features import lengths_to_mask
+from speech.models import SpeechModel
+
+
+class Teachers(nn.Module):
+    """Frozen classifiers with the student's labels and front end (statistics aside).
+
+    ``forward(feats (B, T, D), n_frames (B,))``: the features as the student's front end normalized them
+    -> the teachers' mean posterior ``(B, classes)`` at ``temperature``.
+    """
+
+    def __init__(self, models: list[SpeechModel], student: SpeechModel, temperature: float = 1.0):
+        super().__init__()
+        self.members = nn.ModuleList(models)
+        # the student's front end, not a copy and not a submodule (its statistics are those the features carry)
+        self._student = (student.front_end,)
+        self.temperature = float(temperature)
+        for p in self.members.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "Teachers":  # always in eval mode (dropout off)
+        return super().train(False)
+
+    def _features_for(self, member: SpeechModel, feats: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        if member.feature_config.normalize != "global":  # per utterance or none: the same for every model
+            return feats
+        own = self._student[0]
+        raw = feats * own.std + own.mean
+        mask = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)  # padding stays 0, as the front end leaves it
+        return ((raw - member.front_end.mean) / member.front_end.std).masked_fill(~mask, 0.0)
+
+    @torch.no_grad()
+    def forward(self, feats: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        probs = None
+        for member in self.members:
+            logits, _ = member.forward_features(self._features_for(member, feats, n_frames), n_frames)
+            p = torch.softmax(logits.float() / self.temperature, dim=-1)
+            probs = p if probs is None else probs + p
+        return probs / len(self.members)
+
+
+def load_teachers(paths: list[str], student: SpeechModel, temperature: float, device) -> Teachers:
+    """The models at ``paths`` (files or bundled names) as :class:`Teachers` of ``student`` on ``device``;
+    ``ValueError`` with a one-line reason when one cannot teach it (not a classifier, other labels or
+    features)."""
+    from speech.checkpoint import ModelFileError, load_model
+
+    if student.is_ctc:
+        raise ValueError("distillation is for classifiers; this run trains a CTC model")
+    models = []
+    ours = dataclasses.asdict(student.feature_config)
+    for path in paths:
+        try:
+            teacher = load_model(path)
+        except ModelFileError as err:
+            raise ValueError(str(err)) from None
+        if teacher.is_ctc:
+            raise ValueError(f"{path}: a CTC model cannot teach a classifier")
+        if list(teacher.labels) != list(student.labels):
+            raise ValueError(f"{path}: its labels {teacher.labels} are not this run's {student.labels}")
+        theirs = dataclasses.asdict(teacher.feature_config)
+        differ = [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in ours.items() if theirs[k] != v]
+        if differ:
+            raise ValueError(f"{path}: its features differ from this run's: {', '.join(differ)}")
+        models.append(teacher)
+    return Teachers(models, student, temperature).to(device)
+
+
+def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``T^2 x KL(soft || softmax(logits / T))``, the mean over the batch: ``logits`` ``(B, classes)``,
+    ``soft`` ``(B, classes)`` the teachers' posterior at the same temperature (``T^2`` keeps the gradient's
+    scale independent of ``T``)."""
+    log_student = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return torch.nn.functional.kl_div(log_student, soft, reduction="batchmean") * temperature ** 2
