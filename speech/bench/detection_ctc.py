@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
-from speech.bench.detection import Fired, audio_key, detection_tables, score_stream, stream_report
+from speech.bench.detection import Fired, audio_key, score_stream, stream_report
+from speech.bench.detection_report import detection_tables
 from speech.bench.detection_data import HALVES, benchmark_streams, load_inputs
 
 # the sweep of the rejection (CTC probabilities of the best phrase); 0: no rejection
@@ -188,7 +189,7 @@ def ctc_detection_benchmark(
 
 
 def ctc_detection_tables(report: dict) -> str:
-    """The CTC report in markdown: the tables of :func:`~speech.bench.detection.detection_tables` with the
+    """The CTC report in markdown: the tables of :func:`~speech.bench.detection_report.detection_tables` with the
     rejection as the operating point, and the compute of the utterances."""
     c = report["config"]
     v = c["vad"]
