@@ -9,8 +9,6 @@ model is trained on, augmentation included, each normalized with its own statist
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
@@ -38,19 +36,17 @@ class Teachers(nn.Module):
     def train(self, mode: bool = True) -> "Teachers":  # always in eval mode (dropout off)
         return super().train(False)
 
-    def _features_for(self, member: SpeechModel, feats: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
-        if member.feature_config.normalize != "global":  # per utterance or none: the same for every model
-            return feats
-        own = self._student[0]
-        raw = feats * own.std + own.mean
-        mask = lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)  # padding stays 0, as the front end leaves it
-        return ((raw - member.front_end.mean) / member.front_end.std).masked_fill(~mask, 0.0)
-
     @torch.no_grad()
     def forward(self, feats: torch.Tensor, n_frames: torch.Tensor) -> torch.Tensor:
+        own = self._student[0]
+        global_norm = own.config.normalize == "global"  # per utterance or none: the same features for every model
+        if global_norm:
+            raw = feats * own.std + own.mean
+            padding = ~lengths_to_mask(n_frames, feats.shape[1]).unsqueeze(-1)  # stays 0, as the front end leaves it
         probs = None
         for member in self.members:
-            logits, _ = member.forward_features(self._features_for(member, feats, n_frames), n_frames)
+            inputs = ((raw - member.front_end.mean) / member.front_end.std).masked_fill(padding, 0.0) if global_norm else feats
+            logits, _ = member.forward_features(inputs, n_frames)
             p = torch.softmax(logits.float() / self.temperature, dim=-1)
             probs = p if probs is None else probs + p
         return probs / len(self.members)
@@ -65,7 +61,6 @@ def load_teachers(paths: list[str], student: SpeechModel, temperature: float, de
     if student.is_ctc:
         raise ValueError("distillation is for classifiers; this run trains a CTC model")
     models = []
-    ours = dataclasses.asdict(student.feature_config)
     for path in paths:
         try:
             teacher = load_model(path)
@@ -75,8 +70,7 @@ def load_teachers(paths: list[str], student: SpeechModel, temperature: float, de
             raise ValueError(f"{path}: a CTC model cannot teach a classifier")
         if list(teacher.labels) != list(student.labels):
             raise ValueError(f"{path}: its labels {teacher.labels} are not this run's {student.labels}")
-        theirs = dataclasses.asdict(teacher.feature_config)
-        differ = [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in ours.items() if theirs[k] != v]
+        differ = student.feature_config.differences(teacher.feature_config)
         if differ:
             raise ValueError(f"{path}: its features differ from this run's: {', '.join(differ)}")
         models.append(teacher)
@@ -89,3 +83,16 @@ def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: flo
     scale independent of ``T``)."""
     log_student = torch.log_softmax(logits.float() / temperature, dim=-1)
     return torch.nn.functional.kl_div(log_student, soft, reduction="batchmean") * temperature ** 2
+
+
+def teachers_for(trainer, student: SpeechModel, device) -> Teachers | None:
+    """The :class:`Teachers` a :class:`~speech.config.TrainerConfig` asks for (``distill_from``), or None;
+    ``ValueError`` naming the setting when the weight, the temperature or a teacher cannot serve."""
+    if not trainer.distill_from:
+        return None
+    if not 0 <= trainer.distill_weight <= 1 or trainer.distill_temperature <= 0:
+        raise ValueError("trainer.distill_weight must be in [0, 1] and trainer.distill_temperature positive")
+    try:
+        return load_teachers(list(trainer.distill_from), student, trainer.distill_temperature, device)
+    except ValueError as err:
+        raise ValueError(f"trainer.distill_from: {err}") from None

@@ -12,7 +12,7 @@ matches ``torch.stft`` to ~1e-5 (tested).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
@@ -53,6 +53,12 @@ class FeatureConfig:
     def dim(self) -> int:
         base = self.n_mfcc if self.kind == "mfcc" else self.n_mels
         return base * (1 + self.deltas)
+
+    def differences(self, other: "FeatureConfig") -> list[str]:
+        """``other``'s settings that are not this one's, as ``name=theirs (this run: ours)`` (empty: the same
+        front end), for refusing a model file whose features differ from a run's."""
+        ours, theirs = asdict(self), asdict(other)
+        return [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in ours.items() if theirs[k] != v]
 
     def validate(self) -> "FeatureConfig":
         if self.kind not in ("log_mel", "mfcc"):

@@ -36,7 +36,7 @@ from speech.calibrate import calibrate, check_calibration
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
 from speech.data.loaders import build_datasets, make_loader
-from speech.distill import distillation_loss, load_teachers
+from speech.distill import distillation_loss, teachers_for
 from speech.features import FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
 from speech.models import SpeechModel, count_parameters
@@ -143,9 +143,7 @@ def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
         source_model = load_model(path)
     except ModelFileError as err:
         raise SystemExit(f"speech train: trainer.init_from: {err}") from None
-    theirs = dataclasses.asdict(source_model.feature_config)
-    differ = [f"{k}={theirs[k]!r} (this run: {v!r})" for k, v in dataclasses.asdict(model.feature_config).items()
-              if theirs[k] != v]
+    differ = model.feature_config.differences(source_model.feature_config)
     if differ:
         raise SystemExit(f"speech train: trainer.init_from={path}: its features differ from this run's: {', '.join(differ)}")
     source = source_model.state_dict()
@@ -207,16 +205,12 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
               f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
               f"test {len(test_set) if test_set else 0} items; device {device}", file=sys.stderr)
-    teachers = None
-    if cfg.trainer.distill_from:
-        if not 0 <= cfg.trainer.distill_weight <= 1 or cfg.trainer.distill_temperature <= 0:
-            raise SystemExit("speech train: trainer.distill_weight must be in [0, 1] and trainer.distill_temperature positive")
-        try:
-            teachers = load_teachers(list(cfg.trainer.distill_from), model, cfg.trainer.distill_temperature, device)
-        except ValueError as err:
-            raise SystemExit(f"speech train: trainer.distill_from: {err}") from None
-        if is_main:
-            print(f"distilling from {len(teachers.members)} teachers: {', '.join(cfg.trainer.distill_from)}", file=sys.stderr)
+    try:
+        teachers = teachers_for(cfg.trainer, model, device)
+    except ValueError as err:
+        raise SystemExit(f"speech train: {err}") from None
+    if teachers is not None and is_main:
+        print(f"distilling from {len(teachers.members)} teachers: {', '.join(cfg.trainer.distill_from)}", file=sys.stderr)
     noise = load_noise_bank(cfg.augment.noise_dir, cfg.features.sample_rate)
     augment = WaveformAugment(cfg.augment, cfg.features.sample_rate, noise).to(device)
     spec_augment = SpecAugment(cfg.augment)

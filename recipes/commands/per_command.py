@@ -14,9 +14,7 @@ The posteriors are those of the benchmark (same streams, pipeline and cache key)
 from __future__ import annotations
 
 import argparse
-import hashlib
 from dataclasses import replace
-from pathlib import Path
 
 GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.84, 0.88, 0.9, 0.92, 0.94, 0.96)
 
@@ -31,23 +29,14 @@ def main() -> None:
 
     import torch
 
-    from speech.bench.detection import Fired, audio_key, posteriors_cached, score_stream, stream_posteriors
-    from speech.bench.detection_data import benchmark_streams, load_inputs
-    from speech.bench.streaming import default_noise_dir
-    from speech.checkpoint import resolve_model_path
+    from decision import dev_posteriors  # this folder's script: the DEV stream and its posteriors, as the benchmark's
+    from speech.bench.detection import Fired, score_stream
     from speech.streaming import RecognizeCommands, SmoothingConfig
-    from speech.streaming.detection import DEFAULT_GATE_DB, NEVER_FIRE
-    from speech.transcribe import load_recognizer
+    from speech.streaming.detection import NEVER_FIRE
 
     torch.set_num_threads(1)
-    recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine="auto", threads=1)
-    model_key = hashlib.sha256(Path(resolve_model_path(args.model)).read_bytes()).hexdigest()
-    noise, clips, _ = load_inputs(recognizer, args.data, default_noise_dir(), None, lambda line: None)
-    stream = next(benchmark_streams(clips, noise, recognizer.sample_rate, halves=["dev"]))
+    recognizer, stream, post = dev_posteriors(args.model, args.data, args.cache, {}, say=lambda line: None)
     smoothing = SmoothingConfig()
-    key = audio_key(model_key, recognizer.engine, 0.1, recognizer.window_seconds, f"gate{DEFAULT_GATE_DB:g}", stream.audio)
-    post, _ = posteriors_cached(args.cache, key, lambda: stream_posteriors(
-        recognizer, stream.audio, 0.1, smoothing, 50.0, DEFAULT_GATE_DB))
     seconds = len(stream.audio) / recognizer.sample_rate
     parts = {"first": (0.0, seconds / 2), "second": (seconds / 2, seconds)}
     commands = [label for label in recognizer.labels if label not in NEVER_FIRE]
