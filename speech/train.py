@@ -283,7 +283,7 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
                 feats, n_frames = model.front_end(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
                 feats, n_frames = tempo(feats, n_frames)
                 feats = spec_augment(feats)
-                soft = teachers(feats, n_frames) if teachers is not None else None
+                soft = teachers(feats, n_frames, wave, lengths) if teachers is not None else None
             loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype,
                                   soft)
             step += 1

@@ -211,18 +211,19 @@ def test_checkpoint_averaging_is_the_mean_of_the_weights():
 
 
 def test_distillation_trains_toward_the_teachers_and_refuses_a_ctc_teacher(fsdd_prepared, tmp_path):
-    """``trainer.distill_from``: a real run taught by two classifiers records them; the teachers' posterior
-    is what each teacher gives the audio on its own, though the features reach it normalized with the
-    student's statistics; a CTC model or other labels are refused in one line."""
+    """``trainer.distill_from``: a real run taught by two classifiers, one of them on another front end
+    (log-mels for an MFCC student), records them; the teachers' posterior is what each teacher gives the
+    audio on its own, though the features reach the first normalized with the student's statistics and the
+    second computes its own from the audio; a CTC model is refused in one line."""
     from speech.distill import distillation_loss, load_teachers
     from speech.models.model import SpeechModel
 
     common = ["recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_lucas", "data.max_items=64",
               "trainer.max_epochs=1", *TINY]
     teachers = []
-    for seed in (1, 2):
+    for seed, front_end in ((1, "mfcc"), (2, "log_mel")):
         run = tmp_path / f"teacher{seed}"
-        proc = run_train(*common, f"trainer.seed={seed}", f"hydra.run.dir={run}")
+        proc = run_train(*common, f"trainer.seed={seed}", f"features={front_end}", f"hydra.run.dir={run}")
         assert proc.returncode == 0, proc.stderr[-2000:]
         teachers.append(str(run / "model.pt"))
     student = tmp_path / "student"
@@ -233,18 +234,23 @@ def test_distillation_trains_toward_the_teachers_and_refuses_a_ctc_teacher(fsdd_
     assert read_payload(student / "model.pt")["info"]["distilled_from"] == teachers
     assert read_metrics(student)[0]["train_loss"] >= 0  # a KL divergence alone
 
-    # the teachers' features: the student's normalization undone, each teacher's own applied
+    # the teachers' features: for the MFCC one the student's normalization undone and its own applied,
+    # the log-mel one's from the audio
     one, two = load_model(teachers[0]), load_model(teachers[1])
+    assert (one.feature_config.kind, two.feature_config.kind) == ("mfcc", "log_mel")
     fresh = SpeechModel(one.config, one.feature_config, one.labels).eval()
     fresh.front_end.set_statistics(one.front_end.mean + 3.0, one.front_end.std * 2.0)
     taught = load_teachers(teachers, fresh, 1.0, "cpu")
+    assert taught.own_features == [True, False]
     wave = torch.randn(3, 16000) * 0.1
     lengths = torch.tensor([16000, 12000, 8000])
     with torch.no_grad():
         feats, n_frames = fresh.front_end(wave, lengths)
         expected = (torch.softmax(one(wave, lengths)[0], -1) + torch.softmax(two(wave, lengths)[0], -1)) / 2
-        got = taught(feats, n_frames)
+        got = taught(feats, n_frames, wave, lengths)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs the audio"):
+        taught(feats, n_frames)
     assert torch.allclose(got.sum(-1), torch.ones(3))
     assert float(distillation_loss(torch.log(got), got)) == pytest.approx(0.0, abs=1e-6)  # the teachers' own answer
 
