@@ -81,7 +81,8 @@ class TrainerConfig:
     ``operating_point_far``: classifiers with ``_unknown_``/``_silence_``: save the threshold whose
     false-accept rate on the validation set's non-command clips is at most this (``speech.calibrate``);
     0: none (the verbs then default to no threshold).
-    ``distill_from``: classifier files (or bundled names) with this run's labels and features: their mean
+    ``distill_from``: classifier files (or bundled names) with this run's labels and sample rate (a teacher
+    with another front end computes its own features from the same augmented audio): their mean
     posterior on each augmented training batch is a soft target (knowledge distillation of an ensemble
     into one model); the loss is ``(1 - distill_weight) x cross-entropy + distill_weight x T^2 x
     KL(teachers || model)``, both at temperature ``T = distill_temperature``. Empty: no teachers."""
