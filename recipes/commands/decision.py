@@ -20,9 +20,9 @@ from pathlib import Path
 BUDGETS = (2, 10, 30, 100)
 
 
-def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=print):
+def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=print, half: str = "dev"):
     """``(recognizer, DEV real stream, Posteriors)`` of one model, as ``speech bench detection`` computes them
-    (``streams``: the DEV stream of each sample rate, built once)."""
+    (``streams``: the stream of each sample rate, built once; ``half="test"``: the TEST one)."""
     from speech.bench.detection import audio_key, posteriors_cached, stream_posteriors
     from speech.bench.detection_data import benchmark_streams, load_inputs
     from speech.bench.streaming import default_noise_dir
@@ -36,7 +36,7 @@ def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=
     rate = recognizer.sample_rate
     if rate not in streams:
         noise, clips, _ = load_inputs(recognizer, data, default_noise_dir(), None, lambda line: None)
-        streams[rate] = next(benchmark_streams(clips, noise, rate, halves=["dev"]))
+        streams[rate] = next(benchmark_streams(clips, noise, rate, halves=[half]))
     stream = streams[rate]
     key = audio_key(model_key, recognizer.engine, 0.1, recognizer.window_seconds, f"gate{DEFAULT_GATE_DB:g}", stream.audio)
     post, cached = posteriors_cached(cache, key, lambda: stream_posteriors(
