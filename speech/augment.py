@@ -30,7 +30,9 @@ class AugmentConfig:
     ``tempo_prob``: change a clip's speaking rate, not its pitch, by a factor drawn uniformly from
     ``tempo_min``..``tempo_max`` (> 1 is faster: fewer frames), resampling its feature frames in time.
     ``band_limit_prob``: pass a clip through a narrower channel, down to one of ``band_limit_rates`` Hz and back
-    (telephone and 8 kHz recordings, e.g. FSDD: nothing above half that rate), before the noise is added."""
+    (telephone and 8 kHz recordings, e.g. FSDD: nothing above half that rate), before the noise is added.
+    ``telephone_prob``: pass a clip, with its noise, through a G.711 telephone line: the 300-3,400 Hz voice band
+    (second-order high- and low-pass filters, each applied twice) and 8-bit mu-law quantization."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0
@@ -53,6 +55,7 @@ class AugmentConfig:
     tempo_max: float = 1.25
     band_limit_prob: float = 0.0
     band_limit_rates: tuple[int, ...] = (8000,)
+    telephone_prob: float = 0.0
     freq_masks: int = 0
     freq_mask_width: int = 8
     time_masks: int = 0
@@ -102,6 +105,8 @@ class WaveformAugment(nn.Module):
             wave = self.band_limit(wave)
         if c.noise_prob > 0 and self.noise.numel() > 0:
             wave = self.add_noise(wave, lengths)
+        if c.telephone_prob > 0:
+            wave = self.telephone(wave, lengths)
         if c.gain_db > 0:
             gain_db = (torch.rand(wave.shape[0], 1, device=wave.device) * 2 - 1) * c.gain_db
             wave = wave * torch.pow(10.0, gain_db / 20)
@@ -218,6 +223,39 @@ class WaveformAugment(nn.Module):
         scale = torch.where(silent, torch.rand(batch, device=wave.device) * 0.3, scale)
         apply = (torch.rand(batch, device=wave.device) < c.noise_prob).to(wave.dtype)
         return wave + (apply * scale)[:, None] * noise * mask
+
+    def telephone(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The chosen clips (each with ``telephone_prob``) through :func:`telephone_channel`:
+        ``(batch, samples)`` -> ``(batch, samples)``, nothing written into the padding."""
+        apply = torch.rand(wave.shape[0], device=wave.device) < self.config.telephone_prob
+        if not bool(apply.any()):
+            return wave
+        out = wave.clone()
+        mask = lengths_to_mask(lengths[apply], wave.shape[1]).to(wave.dtype)
+        out[apply] = telephone_channel(wave[apply], self.sample_rate) * mask
+        return out
+
+
+def telephone_channel(wave: torch.Tensor, sample_rate: int, low_hz: float = 300.0, high_hz: float = 3400.0,
+                      levels: int = 256, line_rate: int = 8000) -> torch.Tensor:
+    """A G.711 telephone line, deterministic: ``(batch, samples)`` -> ``(batch, samples)``. Audio above
+    ``line_rate`` is resampled to it (and back at the end: nothing above ``line_rate / 2`` survives); the
+    voice band ``low_hz``..``high_hz`` (torchaudio's second-order high- and low-pass biquads, each run twice:
+    24 dB per octave); then ``levels``-step mu-law quantization at the line's rate, of each clip scaled to
+    its peak (the codec's 8 bits spent on the signal's range, as a line's automatic gain does) and scaled back."""
+    rate = min(sample_rate, line_rate)
+    x = AF.resample(wave, sample_rate, rate) if rate != sample_rate else wave
+    for _ in range(2):
+        x = AF.highpass_biquad(x, rate, low_hz)
+        if high_hz < rate / 2:
+            x = AF.lowpass_biquad(x, rate, high_hz)
+    peak = x.abs().amax(-1, keepdim=True).clamp(min=1e-6)
+    x = AF.mu_law_decoding(AF.mu_law_encoding((x / peak).clamp(-1, 1), levels), levels).to(wave.dtype) * peak
+    if rate != sample_rate:
+        x = AF.resample(x, rate, sample_rate)
+        n = wave.shape[-1]
+        x = torch.nn.functional.pad(x[..., :n], (0, max(0, n - x.shape[-1])))
+    return x
 
 
 class TempoPerturb(nn.Module):

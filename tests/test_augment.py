@@ -11,7 +11,8 @@ import torch
 import torchaudio.functional as AF
 
 from speech.audio import load_audio
-from speech.augment import AugmentConfig, SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything
+from speech.augment import (AugmentConfig, SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything,
+                            telephone_channel)
 from speech.features import lengths_to_mask
 
 torch.set_num_threads(1)
@@ -374,3 +375,46 @@ def test_band_limit_removes_what_an_8khz_channel_cannot_carry(shared_dataset):
         else:
             assert torch.equal(out[i], wave[i])
     assert AugmentConfig().band_limit_prob == 0.0
+
+
+# --------------------------------------------------------------------------- telephone line
+
+
+def test_telephone_line_keeps_the_voice_band_only(shared_dataset):
+    """Real 16 kHz speech down the G.711 line: nothing above 4 kHz (the line runs at 8 kHz), little under
+    150 Hz, the voice band mostly kept; clips not drawn untouched; the padding stays silent; off by default."""
+    folder = shared_dataset("speech_commands_v2_test_dev") / "yes"
+    clip = load_audio(folder / sorted(p.name for p in folder.glob("*.wav"))[0], RATE)
+    n = len(clip) - 2000
+    wave = clip[None].repeat(8, 1)
+    wave[:, n:] = 0.0
+    lengths = torch.full((8,), n)
+    torch.manual_seed(3)
+    out, _ = WaveformAugment(AugmentConfig(**OFF, telephone_prob=0.5), RATE)(wave, lengths)
+    assert out.shape == wave.shape
+    changed = [not torch.equal(out[i], wave[i]) for i in range(8)]
+    assert 0 < sum(changed) < 8
+    freqs = torch.fft.rfftfreq(n, 1 / RATE)
+    for i in range(8):
+        if not changed[i]:
+            assert torch.equal(out[i], wave[i])
+            continue
+        s, ref = torch.fft.rfft(out[i, :n]).abs().square(), torch.fft.rfft(wave[i, :n]).abs().square()
+        band = lambda lo, hi: float(s[(freqs > lo) & (freqs < hi)].sum()) / float(ref[(freqs > lo) & (freqs < hi)].sum())  # noqa: E731
+        assert band(4300, 8000) < 1e-3
+        assert 0.5 < band(600, 3000) < 1.5
+        assert band(0, 150) < 0.2 * band(600, 3000)  # the filters' 24 dB an octave, over the codec's noise
+        assert torch.all(out[i, n:] == 0)
+    assert AugmentConfig().telephone_prob == 0.0
+
+
+def test_telephone_line_quantizes_to_256_mu_law_steps_and_is_deterministic():
+    """At the line's own rate (8 kHz, FSDD's) a clip leaves as at most 256 levels (8-bit mu-law, scaled to
+    its peak); the same input gives the same output (a test copy of a data set is reproducible)."""
+    wave, _ = batch_of([8000, 8000], seed=4)
+    out = telephone_channel(wave, 8000)
+    assert out.shape == wave.shape
+    for row in out:
+        assert 2 < len(torch.unique(row)) <= 256
+    assert torch.equal(out, telephone_channel(wave, 8000))
+    assert snr_db(AF.highpass_biquad(AF.highpass_biquad(wave, 8000, 300.0), 8000, 300.0), out) < 40
