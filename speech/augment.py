@@ -31,8 +31,8 @@ class AugmentConfig:
     ``tempo_min``..``tempo_max`` (> 1 is faster: fewer frames), resampling its feature frames in time.
     ``band_limit_prob``: pass a clip through a narrower channel, down to one of ``band_limit_rates`` Hz and back
     (telephone and 8 kHz recordings, e.g. FSDD: nothing above half that rate), before the noise is added.
-    ``telephone_prob``: pass a clip, with its noise, through a G.711 telephone line: the 300-3,400 Hz voice band
-    (second-order high- and low-pass filters, each applied twice) and 8-bit mu-law quantization."""
+    ``telephone_prob``: pass a clip, with its noise, through a G.711 telephone line (``telephone_channel``): 8 kHz, the
+    300-3,400 Hz voice band (second-order high- and low-pass filters, each applied twice), 8-bit mu-law."""
 
     time_shift_ms: float = 100.0
     gain_db: float = 6.0

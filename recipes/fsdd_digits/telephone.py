@@ -1,7 +1,7 @@
 """telephone.py MANIFEST OUT: the clips of MANIFEST as heard down a G.711 telephone line
-(``speech.augment.telephone_channel``: the 300-3,400 Hz voice band and 8-bit mu-law, deterministic), written
+(``speech.augment.telephone_channel``: 8 kHz, the 300-3,400 Hz voice band and 8-bit mu-law, deterministic), written
 to OUT/audio/ at each clip's own sample rate, with OUT/test.jsonl listing them under the same labels, for
-``speech evaluate``. README.md, "The telephone channel"."""
+``speech evaluate``. README.md, "The telephone line, and more tried on the MFCC recipe"."""
 import argparse
 import json
 import os

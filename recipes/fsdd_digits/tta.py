@@ -3,7 +3,7 @@ augmentation, measured. Each clip is scored once per vocal-tract-length warp of 
 (the training augmentation ``augment.vtlp_*``, here at test time) and once per speaking rate (the waveform
 resampled, as ``augment.speeds``) and once per tempo (feature frames resampled in time, pitch kept, as
 ``augment.tempo_*``); prints the clip accuracy of every single view and of the mean posterior
-of all views (and of all models' views). README.md, "What moved the number"."""
+of all views (and of all models' views). README.md, "The telephone line, and more tried on the MFCC recipe"."""
 import argparse
 import json
 
@@ -31,11 +31,7 @@ def posteriors(model, waves: list[torch.Tensor], warp: float, tempo: float = 1.0
             for row, w in enumerate(group):
                 x[row, :len(w)] = w
             w = None if warp == 1.0 else torch.full((len(x),), float(warp))
-            feats, n = model.front_end.raw_features(x, lengths, w)
-            if model.feature_config.normalize == "global":
-                feats = (feats - model.front_end.mean) / model.front_end.std
-            elif model.feature_config.normalize == "utterance":  # the front end's own rule, on warped features
-                feats, n = model.front_end(x, lengths, w)
+            feats, n = model.front_end(x, lengths, w)  # the model's own features and normalization, warped
             if tempo != 1.0:
                 feats, n = retime(feats, n)
             logits, _ = model.forward_features(feats, n)
