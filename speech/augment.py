@@ -92,6 +92,16 @@ class WaveformAugment(nn.Module):
         self.register_buffer("noise", noise if noise is not None else torch.zeros(0), persistent=False)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wave, lengths, _ = self.with_clean_channel(wave, lengths)
+        return wave, lengths
+
+    def with_clean_channel(self, wave: torch.Tensor, lengths: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`forward`, and the same clips without the channel (``band_limit_prob``,
+        ``telephone_prob``): ``(waveform, lengths, clean_channel)``, ``clean_channel`` ``(batch, samples)``
+        the clip with the same shift, room, noise and gain but neither narrower channel; equal to
+        ``waveform`` for every clip no channel was drawn for. For teachers that hear a clip on the clean
+        channel while the student learns it on the narrow one (``trainer.distill_clean_channel``)."""
         c = self.config
         if c.crop_prob > 0:
             wave = self.crop(wave, lengths)
@@ -101,16 +111,20 @@ class WaveformAugment(nn.Module):
             wave = self.time_shift(wave, lengths)
         if c.reverb_prob > 0:
             wave = self.reverb(wave, lengths)
+        clean = wave
         if c.band_limit_prob > 0:
             wave = self.band_limit(wave)
         if c.noise_prob > 0 and self.noise.numel() > 0:
-            wave = self.add_noise(wave, lengths)
+            noisy = self.add_noise(wave, lengths)
+            clean = noisy if clean is wave else clean + (noisy - wave)  # the same noise on the clean channel
+            wave = noisy
         if c.telephone_prob > 0:
             wave = self.telephone(wave, lengths)
         if c.gain_db > 0:
             gain_db = (torch.rand(wave.shape[0], 1, device=wave.device) * 2 - 1) * c.gain_db
-            wave = wave * torch.pow(10.0, gain_db / 20)
-        return wave, lengths
+            gain = torch.pow(10.0, gain_db / 20)
+            wave, clean = wave * gain, clean * gain
+        return wave, lengths, clean
 
     def crop(self, wave: torch.Tensor, lengths: torch.Tensor, frame: int = 160, below_peak_db: float = 40.0) -> torch.Tensor:
         """Silence a random part of each clip's first and last sounds (with ``crop_prob``):

@@ -85,7 +85,12 @@ class TrainerConfig:
     with another front end computes its own features from the same augmented audio): their mean
     posterior on each augmented training batch is a soft target (knowledge distillation of an ensemble
     into one model); the loss is ``(1 - distill_weight) x cross-entropy + distill_weight x T^2 x
-    KL(teachers || model)``, both at temperature ``T = distill_temperature``. Empty: no teachers."""
+    KL(teachers || model)``, both at temperature ``T = distill_temperature``. Empty: no teachers.
+    ``distill_clean_channel``: the teachers hear each clip without the narrower channels
+    (``augment.band_limit_prob``, ``augment.telephone_prob``) and without the feature-space augmentation,
+    while the model learns it as augmented: teachers on the clean channel for a student of the narrow one
+    (teacher-student learning on parallel data, Li et al., 2014), so that what the student learns of the
+    narrow channel is the teachers' answer on the clean one, not their confusions on the narrow one."""
 
     max_epochs: int = 20
     max_steps: int = 0
@@ -105,6 +110,7 @@ class TrainerConfig:
     distill_from: List[str] = field(default_factory=list)
     distill_weight: float = 0.5
     distill_temperature: float = 1.0
+    distill_clean_channel: bool = False
 
 
 @dataclass

@@ -8,6 +8,9 @@ et al., 2015, "Distilling the knowledge in a neural network"). A teacher with th
 the very features the model is trained on, augmentation included, normalized with its own statistics; a
 teacher with another front end (log-mels teaching an MFCC model, say) computes its own features from the
 same augmented audio, before the feature-space augmentation (SpecAugment, tempo) the student's get.
+With ``trainer.distill_clean_channel`` the training loop hands the teachers the clip on the clean channel
+instead (``WaveformAugment.with_clean_channel``: no band limit, no telephone line, no feature-space
+augmentation), so a student learns a narrow channel from the teachers' answers on the clean one.
 """
 from __future__ import annotations
 

@@ -264,7 +264,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
             print("tensorboard is not installed: no TensorBoard logs", file=sys.stderr)
     metric_name = main_metric(model)
     info_base = {"recipe": cfg.recipe, "clip_seconds": cfg.data.clip_seconds, "data_root": str(cfg.data.root),
-                 "seed": cfg.trainer.seed, **({"distilled_from": list(cfg.trainer.distill_from)} if teachers else {})}
+                 "seed": cfg.trainer.seed, **({"distilled_from": list(cfg.trainer.distill_from)} if teachers else {}),
+                 **({"distilled_clean_channel": True} if teachers and cfg.trainer.distill_clean_channel else {})}
     for epoch in range(start_epoch, cfg.trainer.max_epochs):
         if cfg.trainer.max_steps and step >= cfg.trainer.max_steps:
             break
@@ -279,11 +280,16 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         for i, batch in enumerate(train_loader):
             wave, lengths = batch["waveform"].to(device, non_blocking=True), batch["lengths"].to(device)
             with torch.no_grad():
-                wave, lengths = augment(wave, lengths)
-                feats, n_frames = model.front_end(wave, lengths, augment.vtlp_warps(wave.shape[0], wave.device))
+                wave, lengths, clean_channel = augment.with_clean_channel(wave, lengths)
+                warps = augment.vtlp_warps(wave.shape[0], wave.device)
+                feats, n_frames = model.front_end(wave, lengths, warps)
                 feats, n_frames = tempo(feats, n_frames)
                 feats = spec_augment(feats)
-                soft = teachers(feats, n_frames, wave, lengths) if teachers is not None else None
+                soft = None
+                if teachers is not None and cfg.trainer.distill_clean_channel:  # see TrainerConfig
+                    soft = teachers(*model.front_end(clean_channel, lengths, warps), clean_channel, lengths)
+                elif teachers is not None:
+                    soft = teachers(feats, n_frames, wave, lengths)
             loss = optimizer_step(net, model, feats, n_frames, batch, cfg, device, optimizer, scaler, scheduler, amp_dtype,
                                   soft)
             step += 1

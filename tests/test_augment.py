@@ -418,3 +418,43 @@ def test_telephone_line_quantizes_to_256_mu_law_steps_and_is_deterministic():
         assert 2 < len(torch.unique(row)) <= 256
     assert torch.equal(out, telephone_channel(wave, 8000))
     assert snr_db(AF.highpass_biquad(AF.highpass_biquad(wave, 8000, 300.0), 8000, 300.0), out) < 40
+
+
+def test_the_clean_channel_is_the_clip_as_augmented_without_the_narrow_channels():
+    """``with_clean_channel`` (for teachers that hear a clip on the clean channel, ``trainer.distill_clean_channel``):
+    ``forward``'s clips for the same seed, and beside them the same clips with the same shift, noise and gain
+    but without the 8 kHz band limit or the telephone line; equal to the augmented clip where neither was drawn."""
+    wave, lengths = batch_of([16000, 12000, 16000, 9000, 16000, 14000, 16000, 15000], seed=5)
+    noise = torch.randn(48000) * 0.05
+    settings = dict(time_shift_ms=50.0, gain_db=6.0, noise_prob=1.0, snr_db_min=5.0, snr_db_max=15.0)
+    narrow = WaveformAugment(AugmentConfig(**settings, band_limit_prob=0.4, telephone_prob=0.4), RATE, noise)
+    torch.manual_seed(1)
+    out, out_lengths, clean = narrow.with_clean_channel(wave, lengths)
+    torch.manual_seed(1)
+    again, _ = narrow(wave, lengths)
+    assert torch.equal(out, again)
+    # the same random draws with channels that are never drawn (probabilities too small to hit): every clip's
+    # clean channel, the noise aside on band-limited clips (its level follows the narrower clip's power)
+    torch.manual_seed(1)
+    wide, _ = WaveformAugment(AugmentConfig(**settings, band_limit_prob=1e-12, telephone_prob=1e-12), RATE, noise)(wave, lengths)
+    mask = lengths_to_mask(out_lengths, wave.shape[1]).to(wave.dtype)
+    def high(x: torch.Tensor, above: float = 4300.0) -> float:  # energy above a frequency
+        return float(torch.fft.rfft(x).abs().square()[torch.fft.rfftfreq(x.shape[-1], 1 / RATE) > above].sum())
+
+    kinds = set()
+    for i in range(len(out)):
+        n = int(out_lengths[i])
+        if torch.equal(out[i], clean[i]):
+            kinds.add("none")
+            assert torch.allclose(clean[i], wide[i], atol=1e-6)
+        elif high(out[i, :n]) < 1e-3 * high(clean[i, :n]):  # narrowed: nothing above 4 kHz, the clean one full band
+            kinds.add("narrow")
+            assert high(clean[i, :n]) == pytest.approx(high(wide[i, :n]), rel=0.3)
+            if torch.allclose(clean[i], wide[i], atol=1e-6):  # the line alone: down the line it is the augmented clip
+                kinds.add("line")
+                assert snr_db(out[i], telephone_channel(clean[i:i + 1], RATE)[0] * mask[i]) > 40  # mu-law rounding aside
+        else:  # band-limited before the noise: the same noise, so the two differ only where the limit cuts
+            kinds.add("band")
+            diff = clean[i, :n] - out[i, :n]
+            assert high(diff, above=3500.0) > 0.95 * high(diff, above=0.0)  # (the resampler's roll-off: 3.5-4 kHz)
+    assert kinds >= {"none", "narrow", "line", "band"}

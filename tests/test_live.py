@@ -107,15 +107,16 @@ def command_model(prepared, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def heldout_clips(prepared, command_model) -> list[tuple[str, Path]]:
     """``(word, path)`` of held-out speakers' clips of WORDS that the model labels right offline with a margin
-    over its live operating point (p >= the point + 0.2: 0.9 for the bundled model's 0.70 on averaged windows),
-    so that what these tests measure is the audio path, not clips at the edge of the threshold."""
+    over its live operating point (p >= the point + 0.15, at most 0.9: 0.9 for the bundled model's 0.75 on
+    averaged windows; its clips' scores seldom reach 0.95), so that what these tests measure is the audio
+    path, not clips at the edge of the threshold."""
     from speech.audio import load_audio
     from speech.recognizer import Recognizer
 
     rows = [u for u in read_manifest(prepared["heldout"]) if u.label in WORDS]
     recognizer = Recognizer(command_model)
     results = recognizer.recognize([load_audio(u.audio_filepath) for u in rows])
-    floor = min(0.95, float(recognizer.operating_point.get("threshold", 0.5)) + 0.2)
+    floor = min(0.9, float(recognizer.operating_point.get("threshold", 0.5)) + 0.15)
     good = [(u.label, Path(u.audio_filepath)) for u, r in zip(rows, results) if r.text == u.label and r.score >= floor]
     assert len(good) >= 40, f"only {len(good)} held-out clips are recognized offline"
     return good

@@ -27,7 +27,12 @@ def soup(*argv) -> subprocess.CompletedProcess:
 def test_soup_is_the_weighted_mean_and_loads(tmp_path):
     from speech.checkpoint import load_model, read_payload
 
+    from speech.checkpoint import atomic_save
+
     start, tuned = small_model(tmp_path / "a.pt", 0), small_model(tmp_path / "b.pt", 1)
+    payload = read_payload(tuned)  # as speech train leaves a fine-tune: its own measurements in its info
+    measured = {"best_epoch": 7, "train_loss": 0.18, "test_accuracy": 0.9379, "test_count": 789}
+    atomic_save({**payload, "info": {**payload["info"], **measured, "recipe": "commands"}}, tuned)
     out = tmp_path / "soup.pt"
     proc = soup("--start", start, "--tuned", tuned, "--alpha", 0.25, "--out", out)
     assert proc.returncode == 0, proc.stderr
@@ -35,7 +40,11 @@ def test_soup_is_the_weighted_mean_and_loads(tmp_path):
     for key in s:
         if s[key].is_floating_point():
             assert torch.allclose(s[key], 0.25 * b[key] + 0.75 * a[key], atol=1e-6), key
-    assert read_payload(out)["info"]["soup"]["alpha"] == 0.25
+    info = read_payload(out)["info"]
+    assert info["soup"]["alpha"] == 0.25 and info["soup"]["tuned"] == str(tuned)
+    # the fine-tune's own measurements are not the average's: kept apart
+    assert not set(measured) & set(info) and info["recipe"] == "commands"
+    assert info["soup"]["tuned_measurements"] == measured
     model = load_model(out)  # weights_only load of a self-describing file
     assert model.labels == ["yes", "no", "_unknown_"]
 

@@ -233,6 +233,13 @@ def test_distillation_trains_toward_the_teachers_and_refuses_a_ctc_teacher(fsdd_
     assert "distilling from 2 teachers" in proc.stderr
     assert read_payload(student / "model.pt")["info"]["distilled_from"] == teachers
     assert read_metrics(student)[0]["train_loss"] >= 0  # a KL divergence alone
+    # teachers that hear the clips on the clean channel, the student down the telephone line
+    lined = tmp_path / "lined"
+    proc = run_train(*common, f"trainer.distill_from=[{teachers[0]}]", "trainer.distill_clean_channel=true",
+                     "augment.telephone_prob=0.5", "augment.band_limit_prob=0.5", f"hydra.run.dir={lined}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert read_payload(lined / "model.pt")["info"]["distilled_clean_channel"] is True
+    assert "distilled_clean_channel" not in read_payload(student / "model.pt")["info"]
 
     # the teachers' features: for the MFCC one the student's normalization undone and its own applied,
     # the log-mel one's from the audio

@@ -6,13 +6,18 @@ start's. Both must be the same architecture, labels and features (a fine-tune wi
     python recipes/commands/soup.py --start speech/pretrained/commands.pt --tuned runs/G3/model.pt \
         --alpha 0.5 --out runs/G3/soup.pt
 
-The output keeps the fine-tuned file's info (recipe settings, metrics) with a ``soup`` entry saying what was
-averaged; its ``operating_point`` is dropped (a live threshold is chosen again, on DEV, for the new weights).
+The output keeps the fine-tuned file's info (recipe settings) with a ``soup`` entry saying what was
+averaged; the fine-tune's own measurements (test accuracy, loss, best epoch) move into that entry, since
+they are not the average's, and its ``operating_point`` is dropped (a live threshold is chosen again, on DEV, for the new weights).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+
+# what the fine-tune's training measured of its own weights, not of the average's: kept apart, under "soup"
+TUNED_MEASUREMENTS = ("best_epoch", "train_loss", "test_accuracy", "test_count")
 
 
 def soup(start: dict, tuned: dict, alpha: float) -> dict:
@@ -24,8 +29,9 @@ def soup(start: dict, tuned: dict, alpha: float) -> dict:
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         raise ValueError("the two models' weights differ in names or shapes")
     state = {k: (alpha * b[k] + (1 - alpha) * a[k]).to(b[k].dtype) if b[k].is_floating_point() else b[k] for k in b}
-    info = {k: v for k, v in tuned.get("info", {}).items() if k != "operating_point"}
-    return {**tuned, "state_dict": state, "info": info}
+    info = {k: v for k, v in tuned.get("info", {}).items() if k not in ("operating_point", *TUNED_MEASUREMENTS)}
+    measured = {k: v for k, v in tuned.get("info", {}).items() if k in TUNED_MEASUREMENTS}
+    return {**tuned, "state_dict": state, "info": {**info, "soup": {"alpha": alpha, "tuned_measurements": measured}}}
 
 
 def main() -> None:
@@ -44,7 +50,7 @@ def main() -> None:
         payload = soup(read_payload(args.start), read_payload(args.tuned), args.alpha)
     except (ModelFileError, ValueError) as err:
         sys.exit(f"soup.py: {err}")
-    payload["info"]["soup"] = {"start": str(args.start), "tuned": str(args.tuned), "alpha": args.alpha}
+    payload["info"]["soup"] = {"start": str(args.start), "tuned": str(args.tuned), **payload["info"]["soup"]}
     atomic_save(payload, args.out)
     print(f"{args.out}: {args.alpha:g} x {args.tuned} + {1 - args.alpha:g} x {args.start}")
 
