@@ -365,9 +365,14 @@ def test_streaming_benchmark_smoke(command_model, prepared, tmp_path, capsys):
     commands = report["conditions"][0]
     assert commands["words"] >= 4 and commands["hits"] >= 1 and commands["seconds"] == pytest.approx(18, abs=0.5)
     assert report["compute"]["model_ms_per_hop"] > 0 and report["compute"]["threads"] == 1
+    # the threshold 'speech listen' uses: the model's operating point, when it has one
+    from speech.recognizer import Recognizer
+    expected = float(Recognizer(command_model).operating_point.get("threshold", 0.5)) or 0.5
+    assert report["config"]["detection_threshold"] == expected and f"threshold {expected:g}, average window 500 ms" in out
     rc, out, _ = speech(capsys, "bench", "streaming", "--manifest", prepared["heldout"], "--model", command_model,
                         "--minutes", 0.1, "--snr", 20, "--out", tmp_path / "bench.md", "--engine", "torch",
-                        "--compare-gate", "--memory-minutes", 0.1, 0.3)
+                        "--compare-gate", "--memory-minutes", 0.1, 0.3, "--threshold", 0.6)
     assert rc == 0 and (tmp_path / "bench.md").read_text().startswith("| stream |")
+    assert "threshold 0.6, average window 500 ms" in out
     assert "1 thread, torch; gate 10 dB" in out and "without the gate: compute (1 thread, torch; no gate)" in out
     assert "without the energy gate: hits" in out and "peak memory of `speech listen --input-file --fast`: 0.1 min" in out

@@ -367,6 +367,10 @@ def benchmark_table(report: dict) -> str:
             f"{fmt(rate, '{:.1f} %')} | {r['false_accepts']} | {r['false_accepts_per_hour']:.1f} | "
             f"{fmt(r['latency_median_s'], '{:.2f}')} | {fmt(r['latency_p90_s'], '{:.2f}')} |")
     lines.append("")
+    if "detection_threshold" in report["config"]:
+        cfg = report["config"]
+        lines.append(f"threshold {cfg['detection_threshold']:g}, average window {cfg['average_window_ms']:g} ms, "
+                     f"suppression {cfg['suppression_ms']:g} ms, minimum count {cfg['minimum_count']}")
     engine = report["config"].get("engine", "torch")
     hop = report["config"]["hop_ms"]
     for other in report.get("compare") or []:
@@ -430,7 +434,8 @@ def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", type=float, nargs="+", default=[20.0, 10.0, 5.0], help="SNRs of the command streams in dB (default: 20 10 5)")
     parser.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default: 100)")
     parser.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="detection threshold (default: 0.5)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="detection threshold (default: the model's saved operating point, as 'speech listen'; else 0.5)")
     parser.add_argument("--suppression-ms", type=float, default=1000.0, help="suppression time (default: 1000)")
     parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
@@ -459,7 +464,8 @@ def run_streaming(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     info = machine_info()
     try:
-        if args.minutes <= 0 or args.hop_ms <= 0 or not 0 < args.threshold <= 1 or args.realtime_minutes < 0:
+        if (args.minutes <= 0 or args.hop_ms <= 0 or args.realtime_minutes < 0
+                or (args.threshold is not None and not 0 < args.threshold <= 1)):
             raise UsageError("--minutes and --hop-ms must be positive, --realtime-minutes >= 0, --threshold in (0, 1]")
         if not args.noise_dir or not Path(args.noise_dir).is_dir():
             raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
@@ -470,7 +476,8 @@ def run_streaming(args: argparse.Namespace) -> int:
         except ManifestError as err:
             raise UsageError(str(err)) from None
         recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
-        smoothing = SmoothingConfig(args.average_window_ms, args.threshold, args.suppression_ms, args.minimum_count)
+        threshold = args.threshold if args.threshold is not None else float(recognizer.operating_point.get("threshold", 0.5)) or 0.5
+        smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
         report = streaming_benchmark(
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
             smoothing=smoothing, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,
