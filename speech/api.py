@@ -209,10 +209,9 @@ class Model:
         no command is near, ``"suppressed"`` also skips the second after a detection, ``"off"`` scores every
         window (the same detections; :class:`~speech.streaming.CommandSpotter`). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
-        from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, make_stage
+        from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, live_threshold, make_stage
 
-        if threshold is None:
-            threshold = float(self.operating_point.get("threshold", 0.5)) or 0.5
+        threshold = live_threshold(self.operating_point, threshold)
         if not 0 < threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if hop_seconds <= 0 or average_window_ms <= 0 or suppression_ms < 0 or minimum_count < 1:

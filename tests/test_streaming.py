@@ -348,3 +348,13 @@ def test_hop_skipping_gives_the_detections_of_every_hop_with_fewer_model_calls(s
     assert calls["suppressed"] < calls["quiet"] < every_spotter.compute.calls
     with pytest.raises(ValueError, match="hop skipping"):
         spot(recognizer, audio[:1600], [(0, 1600)], skipping="sometimes")
+
+
+def test_live_threshold_is_the_option_else_the_operating_point_else_the_default():
+    """The threshold every live entry point (``Model.stream``, both benchmarks) uses."""
+    from speech.streaming import SmoothingConfig, live_threshold
+
+    assert live_threshold({"threshold": 0.75}, 0.6) == 0.6
+    assert live_threshold({"threshold": 0.75}) == 0.75
+    assert live_threshold({}) == SmoothingConfig.detection_threshold == 0.5
+    assert live_threshold({"threshold": 0.0}) == 0.5  # a point of 0 means none

@@ -357,7 +357,7 @@ def run_detection(args: argparse.Namespace) -> int:
 
     from speech.bench.detection_ctc import PLOT_MARKS, check_ctc_arguments, ctc_detection_tables, run_ctc_detection
     from speech.checkpoint import resolve_model_path
-    from speech.streaming import SmoothingConfig
+    from speech.streaming import SmoothingConfig, live_threshold
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
@@ -391,8 +391,8 @@ def run_detection(args: argparse.Namespace) -> int:
         if recognizer.is_ctc:
             report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
         else:
-            threshold = args.threshold if args.threshold is not None else float(recognizer.operating_point.get("threshold", 0.5)) or 0.5
-            smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
+            smoothing = SmoothingConfig(args.average_window_ms, live_threshold(recognizer.operating_point, args.threshold),
+                                        args.suppression_ms, args.minimum_count)
             report = detection_benchmark(
                 recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
                 snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,

@@ -458,7 +458,7 @@ def run_streaming(args: argparse.Namespace) -> int:
     import torch
 
     from speech.data.manifest import ManifestError, read_manifest
-    from speech.streaming import SmoothingConfig
+    from speech.streaming import SmoothingConfig, live_threshold
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
@@ -476,8 +476,8 @@ def run_streaming(args: argparse.Namespace) -> int:
         except ManifestError as err:
             raise UsageError(str(err)) from None
         recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
-        threshold = args.threshold if args.threshold is not None else float(recognizer.operating_point.get("threshold", 0.5)) or 0.5
-        smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
+        smoothing = SmoothingConfig(args.average_window_ms, live_threshold(recognizer.operating_point, args.threshold),
+                                    args.suppression_ms, args.minimum_count)
         report = streaming_benchmark(
             recognizer, rows, args.noise_dir, minutes=args.minutes, snrs=tuple(args.snr), hop_seconds=args.hop_ms / 1000,
             smoothing=smoothing, block_ms=args.block_ms, seed=args.seed, tolerance=args.tolerance,

@@ -74,6 +74,14 @@ class SmoothingConfig:
     minimum_count: int = 3
 
 
+def live_threshold(operating_point: dict, threshold: float | None = None) -> float:
+    """The smoothing threshold in force on a stream: ``threshold`` when given, else the model's saved
+    operating point (``operating_point["threshold"]``), else :class:`SmoothingConfig`'s default (0.5)."""
+    if threshold is not None:
+        return threshold
+    return float(operating_point.get("threshold", 0.0)) or SmoothingConfig.detection_threshold
+
+
 class RecognizeCommands:
     """Posterior smoothing in the style of TensorFlow's ``RecognizeCommands``.
 
