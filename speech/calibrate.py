@@ -74,7 +74,7 @@ def probabilities_of(model, loader, device) -> tuple[torch.Tensor, torch.Tensor]
     for batch in loader:
         output, _ = model(batch["waveform"].to(device), batch["lengths"].to(device))
         probs.append(torch.softmax(output.float().cpu(), -1))
-        targets.append(batch["targets"].cpu())
+        targets.append(model.fold_targets(batch["targets"]).cpu())
     return torch.cat(probs), torch.cat(targets)
 
 

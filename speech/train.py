@@ -89,17 +89,18 @@ def compute_statistics(model: SpeechModel, loader, augment: WaveformAugment, dev
 def loss_fn(model: SpeechModel, output, out_lengths, batch, cfg: TrainConfig, device,
             soft: torch.Tensor | None = None) -> torch.Tensor:
     """CTC or cross-entropy; with ``soft`` (the teachers' posterior ``(B, classes)``, ``trainer.distill_from``)
-    mixed with the distillation loss by ``trainer.distill_weight``."""
+    mixed with the distillation loss by ``trainer.distill_weight``. A classifier's ``output`` is over its
+    ``train_labels`` (``model.filler_classes`` unfolded); the teachers teach the folded posterior."""
     if model.is_ctc:
         return torch.nn.functional.ctc_loss(
             output.transpose(0, 1), batch["targets"].to(device), out_lengths, batch["target_lengths"].to(device),
             blank=0, zero_infinity=True)
-    loss = torch.nn.functional.cross_entropy(
+    loss = torch.nn.functional.cross_entropy(  # over train_labels: the fillers are classes here
         output.float(), batch["targets"].to(device), label_smoothing=cfg.optim.label_smoothing)
     if soft is None:
         return loss
     w = cfg.trainer.distill_weight
-    return (1 - w) * loss + w * distillation_loss(output, soft, cfg.trainer.distill_temperature)
+    return (1 - w) * loss + w * distillation_loss(model.fold_fillers(output), soft, cfg.trainer.distill_temperature)
 
 
 @torch.no_grad()
@@ -121,7 +122,7 @@ def validate(model: SpeechModel, loader, device, labels: list[str]) -> dict:
                 a, n = int(offsets[i]), int(batch["target_lengths"][i])
                 refs.append(vocab.decode(batch["targets"][a : a + n].tolist()))
         else:
-            targets += batch["targets"].tolist()
+            targets += model.fold_targets(batch["targets"]).tolist()
             predictions += output.argmax(-1).tolist()
     model.train()
     if model.is_ctc:
@@ -149,9 +150,28 @@ def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
     source = source_model.state_dict()
     own = model.state_dict()
     matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    matched.update(expanded_head(source_model, model))
     model.load_state_dict(matched, strict=False)
     if verbose:
         print(f"initialized {len(matched)}/{len(own)} tensors from {path}", file=sys.stderr)
+
+
+def expanded_head(source: SpeechModel, model: SpeechModel) -> dict:
+    """The output layer of a classifier warm-started from one with its labels but fewer fillers
+    (``model.filler_classes``): the source's rows for the source's classes, and each new filler a copy of the
+    ``_unknown_`` row whose bias shares that class's probability among ``_unknown_`` and the new fillers,
+    so the model starts out with the source's folded posteriors. ``{}`` when that does not apply."""
+    if model.is_ctc or source.is_ctc or source.labels != model.labels or \
+            source.train_labels != model.train_labels[: len(source.train_labels)] or source.train_labels == model.train_labels:
+        return {}
+    weight, bias = source.head.output.weight.detach(), source.head.output.bias.detach()
+    u = source.labels.index("_unknown_")
+    shares = 1 + len(model.train_labels) - len(source.train_labels)  # _unknown_ and each new filler
+    new_bias = bias.clone()
+    new_bias[u] -= math.log(shares)
+    extra = shares - 1
+    return {"head.output.weight": torch.cat([weight, weight[u : u + 1].repeat(extra, 1)]),
+            "head.output.bias": torch.cat([new_bias, new_bias[u : u + 1].repeat(extra)])}
 
 
 def rng_state() -> dict:
@@ -202,7 +222,8 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
         except ValueError as err:
             raise SystemExit(f"speech train: trainer.operating_point_far {err}") from None
     if is_main:
-        print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}; "
+        fillers = f" (and {len(cfg.model.filler_classes)} filler classes)" if cfg.model.filler_classes else ""
+        print(f"model: {count_parameters(model):,} parameters; {len(labels)} {'tokens' if model.is_ctc else 'classes'}{fillers}; "
               f"train {len(train_set)}, valid {len(valid_set) if valid_set else 0}, "
               f"test {len(test_set) if test_set else 0} items; device {device}", file=sys.stderr)
     try:
@@ -441,7 +462,7 @@ class FeaturesToOutput(torch.nn.Module):
         self.model = model
 
     def forward(self, feats: torch.Tensor, n_frames: torch.Tensor):
-        return self.model.forward_features(feats, n_frames)
+        return self.model.forward_features(feats, n_frames, fold=False)
 
 
 def append_jsonl(path: Path, row: dict) -> None:

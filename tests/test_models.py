@@ -243,3 +243,40 @@ def test_heads_shapes():
     changed = encoded.clone()
     changed[~mask] = 100.0
     torch.testing.assert_close(head(encoded, lengths), head(changed, lengths))
+
+
+def test_filler_classes_fold_into_unknown():
+    """``model.filler_classes``: the head learns each filler as a class; ``forward`` reports the labels only,
+    ``_unknown_``'s probability the sum of its own and the fillers'; the targets fold the same way; a
+    warm start from the model without fillers begins with that model's posteriors."""
+    from speech.train import expanded_head
+
+    labels = ["yes", "no", "_unknown_", "_silence_"]
+    torch.manual_seed(0)
+    plain = SpeechModel(ModelConfig(hidden_size=16, num_layers=1), TINY_FEATURES, labels).eval()
+    config = ModelConfig(hidden_size=16, num_layers=1, filler_classes=["four", "nine", "go"])
+    model = SpeechModel(config, TINY_FEATURES, labels).eval()
+    assert model.train_labels == labels + ["four", "nine", "go"] and model.head.output.out_features == 7
+    wave, lengths = torch.randn(3, 16000) * 0.1, torch.tensor([16000, 11000, 6000])
+    with torch.no_grad():
+        reported, _ = model(wave, lengths)
+        fine, _ = model.forward_features(*model.front_end(wave, lengths), fold=False)
+    assert reported.shape == (3, 4) and fine.shape == (3, 7)
+    p, q = torch.softmax(fine, -1), torch.softmax(reported, -1)
+    torch.testing.assert_close(q[:, 2], p[:, 2] + p[:, 4:].sum(-1))
+    torch.testing.assert_close(q[:, [0, 1, 3]], p[:, [0, 1, 3]])
+    assert model.fold_targets(torch.tensor([0, 2, 4, 6, 3])).tolist() == [0, 2, 2, 2, 3]
+    without = fine[:, :4]  # a model without fillers folds nothing
+    assert plain.fold_fillers(without) is without and plain.fold_targets(torch.tensor([3])).tolist() == [3]
+
+    state = {k: v for k, v in plain.state_dict().items() if not k.startswith("head.output")}
+    state.update(expanded_head(plain, model))
+    model.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.softmax(model(wave, lengths)[0], -1), torch.softmax(plain(wave, lengths)[0], -1))
+    assert expanded_head(model, model) == {} and expanded_head(model, plain) == {}
+
+    with pytest.raises(ValueError, match="_unknown_"):
+        SpeechModel(config, TINY_FEATURES, ["yes", "no"])
+    with pytest.raises(ValueError, match="new and distinct"):
+        SpeechModel(ModelConfig(filler_classes=["yes"]), TINY_FEATURES, labels)

@@ -55,3 +55,30 @@ def test_models_that_differ_are_refused(tmp_path):
     proc = soup("--start", start, "--tuned", other, "--out", tmp_path / "x.pt")
     assert proc.returncode != 0 and "differ in labels" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_fine_tune_that_added_filler_classes_averages_with_its_start(tmp_path):
+    """``model.filler_classes`` added by the fine-tune: the start's output layer is expanded as
+    ``trainer.init_from`` expands it (the same posteriors) before the average."""
+    from speech.checkpoint import load_model, read_payload
+
+    start = small_model(tmp_path / "a.pt", 0)
+    tuned = make_filler_model(tmp_path / "b.pt")
+    out = tmp_path / "soup.pt"
+    proc = soup("--start", start, "--tuned", tuned, "--alpha", 1.0, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    for key, value in read_payload(tuned)["state_dict"].items():  # alpha 1: the fine-tune's weights
+        assert torch.allclose(read_payload(out)["state_dict"][key], value), key
+    proc = soup("--start", start, "--tuned", tuned, "--alpha", 0.0, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    wave, lengths = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 9000])
+    a, s = load_model(start), load_model(out)  # alpha 0: the start's posteriors, through the expanded layer
+    assert s.config.filler_classes == ["four", "nine"] and s.head.output.out_features == 5
+    with torch.no_grad():
+        torch.testing.assert_close(torch.softmax(s(wave, lengths)[0], -1), torch.softmax(a(wave, lengths)[0], -1))
+
+
+def make_filler_model(path: Path) -> Path:
+    from speech.bench.transcribe import make_random_model
+
+    return make_random_model(path, ["yes", "no", "_unknown_"], seed=1, filler_classes=["four", "nine"], **SMALL)

@@ -116,7 +116,7 @@ def test_init_from_takes_over_the_encoder_and_refuses_other_features(fsdd_prepar
     assert "top_db=None (this run: 60.0)" in proc.stderr
 
 
-def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
+def test_speech_commands_smoke_run_on_the_v1_sample_and_filler_classes(shared_dataset, tmp_path):
     """The recipe's own prepare step on a real Speech Commands layout (the v1 sample) with noise; half the
     training items are stream windows (speech.data.windows)."""
     run, data = tmp_path / "run", tmp_path / "data"
@@ -130,6 +130,26 @@ def test_speech_commands_smoke_run_on_the_v1_sample(shared_dataset, tmp_path):
     payload = read_payload(run / "model.pt")
     assert set(payload["labels"]) == {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
                                       "_unknown_", "_silence_"}
+
+    # three of the other words as filler classes (the prepared rows say _unknown_, their text the word),
+    # warm-started from that model and taught by it; the file reports the same twelve labels
+    common = ["recipe=speech_commands", f"data.root={data}", "data.cache_dir=null", "data.batch_size=16",
+              "trainer.max_epochs=1", "trainer.max_steps=3", *TINY]
+    fillers = tmp_path / "fillers"
+    proc = run_train(*common, "model.filler_classes=[bed,bird,dog]", f"trainer.init_from={run / 'model.pt'}",
+                     f"trainer.distill_from=[{run / 'model.pt'}]", f"hydra.run.dir={fillers}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "12 classes (and 3 filler classes)" in proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("initialized "))
+    assert line.split()[1] == f"{len(payload['state_dict'])}/{len(payload['state_dict'])}"  # the head expanded too
+    filled = read_payload(fillers / "model.pt")
+    assert filled["labels"] == payload["labels"] and filled["model_config"]["filler_classes"] == ["bed", "bird", "dog"]
+    model = load_model(fillers / "model.pt")
+    assert model.head.output.out_features == 15
+    assert model(torch.zeros(1, 16000), torch.tensor([16000]))[0].shape == (1, 12)
+    proc = run_train(*common, "model.filler_classes=[bed,xylophone]", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "model.filler_classes: no training clip holds xylophone" in proc.stderr
 
 
 def test_multirun_sweeps(fsdd_prepared, tmp_path):

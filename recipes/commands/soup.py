@@ -20,8 +20,34 @@ import sys
 TUNED_MEASUREMENTS = ("best_epoch", "train_loss", "test_accuracy", "test_count")
 
 
+def with_fillers_of(start: dict, tuned: dict) -> dict:
+    """``start`` as a model with ``tuned``'s filler classes (``model.filler_classes``), when the fine-tune
+    added them: its output layer expanded as ``trainer.init_from`` expands it (the same posteriors), so the
+    two can be averaged. Otherwise ``start`` unchanged."""
+    import dataclasses
+
+    from speech.checkpoint import model_from_payload, model_payload
+    from speech.models import ModelConfig, SpeechModel
+    from speech.train import expanded_head
+
+    fillers = tuned.get("model_config", {}).get("filler_classes", [])
+    if start.get("model_config", {}).get("filler_classes", []) == fillers:
+        return start
+    source = model_from_payload(start)
+    model = SpeechModel(dataclasses.replace(source.config, filler_classes=list(fillers)), source.feature_config, source.labels)
+    head = expanded_head(source, model)
+    if not head:
+        return start
+    model.load_state_dict({**source.state_dict(), **head})
+    if ModelConfig(**tuned["model_config"]) != model.config:
+        return start
+    return model_payload(model, start.get("info"))
+
+
 def soup(start: dict, tuned: dict, alpha: float) -> dict:
-    """The payload of ``tuned`` with every floating-point tensor ``alpha * tuned + (1 - alpha) * start``."""
+    """The payload of ``tuned`` with every floating-point tensor ``alpha * tuned + (1 - alpha) * start``
+    (``start`` first given ``tuned``'s filler classes, :func:`with_fillers_of`)."""
+    start = with_fillers_of(start, tuned)
     for key in ("model_config", "feature_config", "labels", "sample_rate"):
         if start.get(key) != tuned.get(key):
             raise ValueError(f"the two models differ in {key}: not a fine-tune of the other")

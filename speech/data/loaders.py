@@ -35,7 +35,9 @@ def ensure_manifests(cfg: TrainConfig) -> Path:
 
 
 def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
-    """``(train, valid, test, labels)``; ``test`` is ``None`` when there is no test manifest."""
+    """``(train, valid, test, labels)``; ``test`` is ``None`` when there is no test manifest. A classifier's
+    targets index ``labels + model.filler_classes`` (a filler word is its own class, see
+    :class:`~speech.models.SpeechModel`); ``labels`` are the reported ones."""
     root = ensure_manifests(cfg)
     d = cfg.data
     sr = cfg.features.sample_rate
@@ -55,13 +57,25 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
         train_rows += read_manifest(extra)
     valid_rows, test_rows = read(d.valid_manifest, False), read(d.test_manifest, False)
     if cfg.model.head == "classification":
-        labels = list(d.labels) if d.labels else sorted({r.label for r in train_rows if r.label is not None})
-        index = {l: i for i, l in enumerate(labels)}
+        fillers = list(cfg.model.filler_classes)
+        labels = list(d.labels) if d.labels else sorted({r.label for r in train_rows if r.label is not None} - set(fillers))
+        if fillers and ("_unknown_" not in labels or set(fillers) & set(labels) or len(set(fillers)) < len(fillers)):
+            raise SystemExit("speech train: model.filler_classes must be distinct words outside data.labels, "
+                             "and data.labels must hold _unknown_ (what they are reported as)")
+        index = {l: i for i, l in enumerate(labels + fillers)}
         unknown = index.get("_unknown_")
 
+        def class_of(u) -> str | None:  # a filler: a row labelled so, or an _unknown_ row whose word it is
+            return u.text if u.label == "_unknown_" and u.text in fillers else u.label
+
+        missing = sorted(set(fillers) - {class_of(r) for r in train_rows})
+        if missing:
+            raise SystemExit(f"speech train: model.filler_classes: no training clip holds {', '.join(missing)}")
+
         def encode(u):
-            if u.label in index:
-                return index[u.label]
+            name = class_of(u)
+            if name in index:
+                return index[name]
             if unknown is not None:
                 return unknown
             raise ValueError(f"{u.audio_filepath}: label {u.label!r} is not in the label set {labels}")
@@ -72,6 +86,7 @@ def build_datasets(cfg: TrainConfig, rank_zero: bool = True):
         if d.stream_windows > 0 and train is not None:
             from speech.data.windows import StreamWindowsDataset
 
+            # a filler word is a word of its own there: whole in a window it keeps its class, cut it is partial
             train = StreamWindowsDataset(train, labels, d.stream_windows, cfg.trainer.seed, d.partial_command)
         return train, make(valid_rows), make(test_rows), labels
     vocab = Vocabulary.characters() if cfg.model.vocabulary == "char" else Vocabulary.words_from(

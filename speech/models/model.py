@@ -1,7 +1,8 @@
 """The model: front end + encoder + head, configured by :class:`ModelConfig` and :class:`FeatureConfig`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List
 
 import torch
 from torch import nn
@@ -16,7 +17,9 @@ class ModelConfig:
     """``head``: ``classification`` (one label per clip) or ``ctc`` (a transcript).
     ``subsampling``: ``none``, ``stack`` (frame stacking), ``conv`` (1-D over time) or ``conv2d`` (2-D over
     time and frequency, ``conv_channels`` filters), each by ``subsampling_factor`` in time.
-    ``vocabulary``: ``char`` or ``word`` tokens for CTC."""
+    ``vocabulary``: ``char`` or ``word`` tokens for CTC.
+    ``filler_classes``: classifiers with ``_unknown_``: words the head learns as classes of their own (filler
+    models of the other speech, e.g. the digits beside the commands) and reports as ``_unknown_``."""
 
     head: str = "classification"
     hidden_size: int = 128
@@ -28,6 +31,7 @@ class ModelConfig:
     conv_channels: int = 32  # subsampling=conv2d only
     pooling: str = "attention"
     vocabulary: str = "char"
+    filler_classes: List[str] = field(default_factory=list)
 
 
 class SpeechModel(nn.Module):
@@ -37,6 +41,11 @@ class SpeechModel(nn.Module):
     ``output`` is logits ``(B, num_classes)`` for classification or log-probabilities
     ``(B, T', vocab + 1)`` for CTC (blank = 0). ``labels`` are the class names, or the CTC tokens
     without the blank.
+
+    With ``config.filler_classes`` the head has one output more for each filler (``train_labels``: the labels,
+    then the fillers), and ``forward`` reports ``len(labels)`` logits: ``_unknown_``'s is the log-sum-exp of its
+    own and the fillers', so its posterior is the sum of theirs. Training reads the head's own logits
+    (``forward_features(..., fold=False)``); everything else (decoding, live, export) sees ``labels`` only.
     """
 
     def __init__(self, config: ModelConfig, features: FeatureConfig, labels: list[str]):
@@ -44,6 +53,12 @@ class SpeechModel(nn.Module):
         if config.head not in ("classification", "ctc"):
             raise ValueError(f"model.head must be classification or ctc, got {config.head!r}")
         self.config, self.feature_config, self.labels = config, features, list(labels)
+        fillers = list(config.filler_classes)
+        if fillers and (config.head != "classification" or "_unknown_" not in self.labels):
+            raise ValueError("model.filler_classes needs a classifier whose labels include _unknown_")
+        if set(fillers) & set(self.labels) or len(set(fillers)) < len(fillers):
+            raise ValueError(f"model.filler_classes must be new and distinct labels, got {fillers}")
+        self.train_labels = self.labels + fillers
         self.front_end = FrontEnd(features)
         self.encoder = Encoder(
             features.dim,
@@ -56,7 +71,7 @@ class SpeechModel(nn.Module):
             config.conv_channels,
         )
         if config.head == "classification":
-            self.head = ClassificationHead(self.encoder.output_dim, len(labels), config.pooling, config.dropout)
+            self.head = ClassificationHead(self.encoder.output_dim, len(self.train_labels), config.pooling, config.dropout)
         else:
             self.head = CTCHead(self.encoder.output_dim, len(labels), config.dropout)
 
@@ -68,10 +83,29 @@ class SpeechModel(nn.Module):
     def is_ctc(self) -> bool:
         return self.config.head == "ctc"
 
-    def forward_features(self, feats: torch.Tensor, n_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features ``(B, T, D)`` (already normalized) -> head output and its lengths."""
+    def forward_features(self, feats: torch.Tensor, n_frames: torch.Tensor,
+                         fold: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(B, T, D)`` (already normalized) -> head output and its lengths (``fold=False``: a
+        classifier's logits over ``train_labels``, fillers unfolded)."""
         encoded, enc_lengths = self.encoder(feats, n_frames)
-        return self.head(encoded, enc_lengths), enc_lengths
+        output = self.head(encoded, enc_lengths)
+        return (self.fold_fillers(output) if fold else output), enc_lengths
+
+    def fold_fillers(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``(..., len(train_labels))`` -> ``(..., len(labels))``: the fillers' logits folded into
+        ``_unknown_``'s by log-sum-exp (the identity without fillers)."""
+        n = len(self.labels)
+        if len(self.train_labels) == n:
+            return logits
+        u = self.labels.index("_unknown_")
+        unknown = torch.logsumexp(torch.cat([logits[..., u : u + 1], logits[..., n:]], dim=-1), dim=-1, keepdim=True)
+        return torch.cat([logits[..., :u], unknown, logits[..., u + 1 : n]], dim=-1)
+
+    def fold_targets(self, targets: torch.Tensor) -> torch.Tensor:
+        """Class indices over ``train_labels`` ``(B,)`` -> over ``labels`` (a filler -> ``_unknown_``)."""
+        if len(self.train_labels) == len(self.labels):
+            return targets
+        return targets.masked_fill(targets >= len(self.labels), self.labels.index("_unknown_"))
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats, n_frames = self.front_end(waveform, lengths)

@@ -71,7 +71,7 @@ class StreamingModel:
         """Classifiers: ``(classes,)`` logits of everything pushed so far (the head's pooling, running)."""
         head = self.model.head
         pooled = self.pool_sum / self.pool_weight if head.attention is not None else self.pool_sum / max(self.pool_count, 1)
-        return head.output(pooled)
+        return self.model.fold_fillers(head.output(pooled))
 
     def _step(self, last_frame: int, final: bool) -> torch.Tensor:
         fe = self.model.front_end
