@@ -39,7 +39,7 @@ from speech.data.loaders import build_datasets, make_loader
 from speech.distill import distillation_loss, teachers_for
 from speech.features import FeatureStatistics
 from speech.metrics import classification_metrics, transcript_metrics
-from speech.models import SpeechModel, count_parameters
+from speech.models import SpeechModel, count_parameters, expanded_head
 from speech.recognizer import resolve_device
 from speech.text import Vocabulary, normalize_text
 
@@ -154,24 +154,6 @@ def warm_start(model: SpeechModel, path: str, verbose: bool = True) -> None:
     model.load_state_dict(matched, strict=False)
     if verbose:
         print(f"initialized {len(matched)}/{len(own)} tensors from {path}", file=sys.stderr)
-
-
-def expanded_head(source: SpeechModel, model: SpeechModel) -> dict:
-    """The output layer of a classifier warm-started from one with its labels but fewer fillers
-    (``model.filler_classes``): the source's rows for the source's classes, and each new filler a copy of the
-    ``_unknown_`` row whose bias shares that class's probability among ``_unknown_`` and the new fillers,
-    so the model starts out with the source's folded posteriors. ``{}`` when that does not apply."""
-    if model.is_ctc or source.is_ctc or source.labels != model.labels or \
-            source.train_labels != model.train_labels[: len(source.train_labels)] or source.train_labels == model.train_labels:
-        return {}
-    weight, bias = source.head.output.weight.detach(), source.head.output.bias.detach()
-    u = source.labels.index("_unknown_")
-    shares = 1 + len(model.train_labels) - len(source.train_labels)  # _unknown_ and each new filler
-    new_bias = bias.clone()
-    new_bias[u] -= math.log(shares)
-    extra = shares - 1
-    return {"head.output.weight": torch.cat([weight, weight[u : u + 1].repeat(extra, 1)]),
-            "head.output.bias": torch.cat([new_bias, new_bias[u : u + 1].repeat(extra)])}
 
 
 def rng_state() -> dict:

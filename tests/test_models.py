@@ -249,7 +249,7 @@ def test_filler_classes_fold_into_unknown():
     """``model.filler_classes``: the head learns each filler as a class; ``forward`` reports the labels only,
     ``_unknown_``'s probability the sum of its own and the fillers'; the targets fold the same way; a
     warm start from the model without fillers begins with that model's posteriors."""
-    from speech.train import expanded_head
+    from speech.models import expanded_head
 
     labels = ["yes", "no", "_unknown_", "_silence_"]
     torch.manual_seed(0)

@@ -27,8 +27,7 @@ def with_fillers_of(start: dict, tuned: dict) -> dict:
     import dataclasses
 
     from speech.checkpoint import model_from_payload, model_payload
-    from speech.models import ModelConfig, SpeechModel
-    from speech.train import expanded_head
+    from speech.models import ModelConfig, SpeechModel, expanded_head
 
     fillers = tuned.get("model_config", {}).get("filler_classes", [])
     if start.get("model_config", {}).get("filler_classes", []) == fillers:

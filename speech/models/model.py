@@ -1,6 +1,7 @@
 """The model: front end + encoder + head, configured by :class:`ModelConfig` and :class:`FeatureConfig`."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List
 
@@ -110,6 +111,24 @@ class SpeechModel(nn.Module):
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats, n_frames = self.front_end(waveform, lengths)
         return self.forward_features(feats, n_frames)
+
+
+def expanded_head(source: SpeechModel, model: SpeechModel) -> dict[str, torch.Tensor]:
+    """The output layer of a classifier warm-started from one with its labels but fewer fillers
+    (``model.filler_classes``): the source's rows for the source's classes, and each new filler a copy of the
+    ``_unknown_`` row whose bias shares that class's probability among ``_unknown_`` and the new fillers,
+    so the model starts out with the source's folded posteriors. ``{}`` when that does not apply."""
+    if model.is_ctc or source.is_ctc or source.labels != model.labels or \
+            source.train_labels != model.train_labels[: len(source.train_labels)] or source.train_labels == model.train_labels:
+        return {}
+    weight, bias = source.head.output.weight.detach(), source.head.output.bias.detach()
+    u = source.labels.index("_unknown_")
+    shares = 1 + len(model.train_labels) - len(source.train_labels)  # _unknown_ and each new filler
+    new_bias = bias.clone()
+    new_bias[u] -= math.log(shares)
+    extra = shares - 1
+    return {"head.output.weight": torch.cat([weight, weight[u : u + 1].repeat(extra, 1)]),
+            "head.output.bias": torch.cat([new_bias, new_bias[u : u + 1].repeat(extra)])}
 
 
 def count_parameters(model: nn.Module) -> int:
