@@ -106,8 +106,10 @@ def load_audio_native(
     offset: float = 0.0,
     duration: float | None = None,
     max_duration: float | None = DEFAULT_MAX_DURATION,
+    mono: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Like :func:`load_audio` but without resampling: ``(float32 array (samples,), file's rate)``."""
+    """Like :func:`load_audio` but without resampling: ``(float32 array (samples,), file's rate)``;
+    ``mono=False`` keeps the channels apart: ``(channels, samples)``."""
     rate, frames, _ = audio_info(path)
     if frames <= 0:
         raise AudioError(path, "no audio samples (zero-length signal)")
@@ -124,8 +126,8 @@ def load_audio_native(
         raise AudioError(path, "truncated audio data")
     if data.shape[0] < min(frames, stop or frames) - start:
         raise AudioError(path, f"truncated audio data: header says {frames} frames, read {start + data.shape[0]}")
-    data = to_mono(data)
-    check_samples(data, path)
+    data = to_mono(data) if mono else data.T
+    check_samples(data.reshape(-1), path)
     return np.ascontiguousarray(np.clip(data, -1.0, 1.0), dtype=np.float32), rate
 
 

@@ -22,7 +22,9 @@ from speech.features import lengths_to_mask
 @dataclass
 class AugmentConfig:
     """Probabilities/ranges; 0 switches a piece off. ``noise_dir``: folder of noise recordings.
-    ``reverb_prob``: convolve with a synthetic room response (exponentially decaying noise, RT60 drawn
+    ``reverb_prob``: convolve with a room impulse response: one of the recordings in ``rir_dir`` (a folder of
+    measured or simulated responses, e.g. OpenSLR 26/28, or several folders joined by commas: see
+    :func:`load_rir_bank`), or, without one, a synthetic response (exponentially decaying noise, RT60 drawn
     from ``rt60_min``..``rt60_max`` seconds). ``vtlp_prob``: warp the frequency axis of a clip's filter bank
     by a factor drawn uniformly from ``vtlp_min``..``vtlp_max`` (a different vocal-tract length).
     ``crop_prob``: cut up to ``crop_max`` of the word's active span from its start and from its end (a
@@ -43,6 +45,7 @@ class AugmentConfig:
     speed_prob: float = 0.0
     speeds: tuple[float, ...] = (0.9, 1.1)
     reverb_prob: float = 0.0
+    rir_dir: str | None = None
     rt60_min: float = 0.15
     rt60_max: float = 0.8
     crop_prob: float = 0.0
@@ -80,16 +83,57 @@ def load_noise_bank(noise_dir: str | None, sample_rate: int) -> torch.Tensor | N
     return torch.cat([c / c.abs().max().clamp(min=1e-4) for c in clips])
 
 
+def load_rir_bank(rir_dir: str | None, sample_rate: int, max_seconds: float = 1.0,
+                  lead_ms: float = 2.5) -> torch.Tensor | None:
+    """Room impulse responses from the recordings in ``rir_dir`` (one folder, or several joined by commas),
+    as ``(responses, samples)`` at ``sample_rate`` (or ``None`` without a folder). Every channel of a file is
+    a response of its own (a multi-microphone measurement holds one per microphone; averaging them would
+    smear the room). Each starts ``lead_ms`` before its direct path (its largest peak), so reverberation
+    does not move the word in time, is cut at ``max_seconds`` and scaled to unit energy. A file that cannot
+    be read is named on stderr and skipped; a folder with no responses at all is an error."""
+    if not rir_dir:
+        return None
+    from speech.audio import AudioError, find_audio_files, load_audio_native, resample
+
+    folders = [folder.strip() for folder in rir_dir.split(",") if folder.strip()]
+    files = [f for folder in folders if os.path.isdir(folder) for f in find_audio_files(folder)]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            print(f"note: augment.rir_dir: {folder}: no such folder", file=sys.stderr)
+    n = int(round(max_seconds * sample_rate))
+    lead = int(round(lead_ms * sample_rate / 1000))
+    responses = []
+    for path in files:
+        try:
+            data, rate = load_audio_native(path, max_duration=None, mono=False)
+        except AudioError as err:
+            print(f"note: augment.rir_dir: skipped {err}", file=sys.stderr)
+            continue
+        for channel in torch.from_numpy(data):
+            if rate != sample_rate:
+                channel = resample(channel, rate, sample_rate)
+            peak = int(channel.abs().argmax())
+            rir = channel[max(0, peak - lead): max(0, peak - lead) + n]
+            energy = rir.square().sum().sqrt()
+            if energy > 1e-8:
+                responses.append(torch.nn.functional.pad(rir / energy, (0, n - rir.numel())))
+    if not responses:
+        raise ValueError(f"{rir_dir}: no room impulse responses found (augment.rir_dir)")
+    return torch.stack(responses)
+
+
 class WaveformAugment(nn.Module):
     """Augment ``(batch, samples)`` + ``lengths``; returns new ``(waveform, lengths)``.
 
     Random draws come from torch's global generator, so seeding (and resuming its state) reproduces them.
     """
 
-    def __init__(self, config: AugmentConfig, sample_rate: int, noise: torch.Tensor | None = None):
+    def __init__(self, config: AugmentConfig, sample_rate: int, noise: torch.Tensor | None = None,
+                 rirs: torch.Tensor | None = None):
         super().__init__()
         self.config, self.sample_rate = config, sample_rate
         self.register_buffer("noise", noise if noise is not None else torch.zeros(0), persistent=False)
+        self.register_buffer("rirs", rirs if rirs is not None else torch.zeros(0, 0), persistent=False)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         wave, lengths, _ = self.with_clean_channel(wave, lengths)
@@ -186,22 +230,23 @@ class WaveformAugment(nn.Module):
         return shifted * valid
 
     def reverb(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Convolve each clip (with ``reverb_prob``) with a synthetic room impulse response: a direct
-        path plus exponentially decaying Gaussian noise; the level is kept and the tail cut at the clip's end."""
+        """Convolve each clip (with ``reverb_prob``) with a room impulse response: a random one of the bank
+        (``rirs``, from ``rir_dir``), or a synthetic one (a direct path plus exponentially decaying Gaussian
+        noise); the level is kept and the tail cut at the clip's end."""
         c = self.config
         batch, samples = wave.shape
-        n = int(self.sample_rate * c.rt60_max)
-        t = torch.arange(n, device=wave.device, dtype=wave.dtype)[None, :] / self.sample_rate
-        rt60 = c.rt60_min + torch.rand(batch, 1, device=wave.device) * (c.rt60_max - c.rt60_min)
-        rir = torch.randn(batch, n, device=wave.device) * torch.exp(-6.9 * t / rt60)  # -60 dB at rt60
-        rir[:, 0] = 1.0
-        rir = rir / rir.norm(dim=1, keepdim=True)
-        wet = AF.fftconvolve(wave, rir)[:, :samples]
-        mask = lengths_to_mask(lengths, samples).to(wave.dtype)
-        wet = wet * mask
-        scale = wave.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp(min=1e-8)
+        if self.rirs.numel() > 0:
+            rir = self.rirs[torch.randint(self.rirs.shape[0], (batch,), device=wave.device)].to(wave.dtype)
+        else:
+            n = int(self.sample_rate * c.rt60_max)
+            t = torch.arange(n, device=wave.device, dtype=wave.dtype)[None, :] / self.sample_rate
+            rt60 = c.rt60_min + torch.rand(batch, 1, device=wave.device) * (c.rt60_max - c.rt60_min)
+            rir = torch.randn(batch, n, device=wave.device) * torch.exp(-6.9 * t / rt60)  # -60 dB at rt60
+            rir[:, 0] = 1.0
+            rir = rir / rir.norm(dim=1, keepdim=True)
+        wet = reverberate(wave, lengths, rir)
         apply = (torch.rand(batch, 1, device=wave.device) < c.reverb_prob).to(wave.dtype)
-        return apply * wet * scale + (1 - apply) * wave
+        return apply * wet + (1 - apply) * wave
 
     def band_limit(self, wave: torch.Tensor) -> torch.Tensor:
         """Resample the chosen clips (each with ``band_limit_prob``) down to one of ``band_limit_rates``
@@ -248,6 +293,15 @@ class WaveformAugment(nn.Module):
         mask = lengths_to_mask(lengths[apply], wave.shape[1]).to(wave.dtype)
         out[apply] = telephone_channel(wave[apply], self.sample_rate) * mask
         return out
+
+
+def reverberate(wave: torch.Tensor, lengths: torch.Tensor, rir: torch.Tensor) -> torch.Tensor:
+    """Each clip convolved with its room's impulse response: ``wave (batch, samples)``, ``lengths (batch,)``,
+    ``rir (batch, taps)`` -> ``(batch, samples)``, the reverberant tail cut at the clip's end (nothing
+    written into the padding) and each clip's peak level kept."""
+    samples = wave.shape[1]
+    wet = AF.fftconvolve(wave, rir)[:, :samples] * lengths_to_mask(lengths, samples).to(wave.dtype)
+    return wet * (wave.abs().amax(1, keepdim=True) / wet.abs().amax(1, keepdim=True).clamp(min=1e-8))
 
 
 def telephone_channel(wave: torch.Tensor, sample_rate: int, low_hz: float = 300.0, high_hz: float = 3400.0,

@@ -11,8 +11,8 @@ import torch
 import torchaudio.functional as AF
 
 from speech.audio import load_audio
-from speech.augment import (AugmentConfig, SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, seed_everything,
-                            telephone_channel)
+from speech.augment import (AugmentConfig, SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, load_rir_bank,
+                            seed_everything, telephone_channel)
 from speech.features import lengths_to_mask
 
 torch.set_num_threads(1)
@@ -149,6 +149,60 @@ def test_load_noise_bank(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no noise recordings found"):
         load_noise_bank(str(tmp_path / "empty"), RATE)
+
+
+# --------------------------------------------------------------------------- reverberation
+
+
+def test_load_rir_bank_aligns_each_channel_at_its_direct_path(tmp_path, capsys):
+    assert load_rir_bank(None, RATE) is None and load_rir_bank("", RATE) is None
+    two = np.zeros((4000, 2), dtype=np.float32)  # an 8 kHz measurement of two microphones
+    two[1000, 0], two[1200, 0] = 0.8, -0.4  # channel 0: direct path at 125 ms, an echo 25 ms later
+    two[1500, 1] = -0.9  # channel 1: direct path at 187.5 ms
+    sf.write(str(tmp_path / "two_mics.wav"), two, 8000, subtype="FLOAT")
+    (tmp_path / "sub").mkdir()
+    one = np.zeros(30000, dtype=np.float32)
+    one[10] = 1.0
+    sf.write(str(tmp_path / "sub" / "long.wav"), one, RATE, subtype="FLOAT")  # 1.9 s: cut at 1 s
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEnot really")
+    bank = load_rir_bank(str(tmp_path), RATE)
+    assert "broken.wav" in capsys.readouterr().err  # named and skipped
+    assert bank.shape == (3, RATE)  # every channel a response, each 1 s
+    assert torch.allclose(bank.square().sum(1), torch.ones(3), atol=1e-4)  # unit energy
+    lead = 40  # 2.5 ms at 16 kHz
+    assert [int(r.abs().argmax()) for r in bank] == [10, lead, lead]  # sub/long.wav first; 10 < lead: kept as it is
+    echo = bank[1, lead + 380: lead + 420].abs().max() / bank[1, lead]  # the echo 25 ms (400 samples) later
+    assert float(echo) == pytest.approx(0.5, abs=0.05)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no room impulse responses found"):
+        load_rir_bank(str(tmp_path / "empty"), RATE)
+
+
+def test_reverb_convolves_with_a_response_of_the_bank():
+    wave, lengths = batch_of([8000, 6000])
+    rir = torch.zeros(1, 1000)
+    rir[0, 0], rir[0, 800] = 1.0, 0.5  # a direct path and one echo 50 ms later
+    aug = WaveformAugment(AugmentConfig(**OFF, reverb_prob=1.0), RATE, rirs=rir)
+    out, out_lengths = aug(wave, lengths)
+    assert torch.equal(out_lengths, lengths) and out.shape == wave.shape
+    expected = wave.clone()
+    expected[:, 800:] += 0.5 * wave[:, :-800]
+    expected = expected * lengths_to_mask(lengths, wave.shape[1])
+    expected = expected * (wave.abs().amax(1, keepdim=True) / expected.abs().amax(1, keepdim=True))  # the peak kept
+    assert torch.allclose(out, expected, atol=1e-4)
+    assert torch.equal(out[1, 6000:], torch.zeros(2000))  # nothing into the padding
+    none = WaveformAugment(AugmentConfig(**OFF, reverb_prob=1e-9), RATE, rirs=rir)
+    assert torch.equal(none(wave, lengths)[0], wave)
+
+
+def test_synthetic_reverb_without_a_bank_keeps_the_level_and_adds_a_tail():
+    torch.manual_seed(0)
+    wave = torch.zeros(1, 16000)
+    wave[0, 1000] = 0.5  # a click: its response is the room
+    out, _ = WaveformAugment(AugmentConfig(**OFF, reverb_prob=1.0, rt60_min=0.4, rt60_max=0.4), RATE)(wave, torch.tensor([16000]))
+    assert float(out.abs().max()) == pytest.approx(0.5)
+    tail = out[0, 1000 + 1600: 1000 + 3200].square().sum() / out[0, 1000: 1000 + 1600].square().sum()
+    assert 1e-4 < float(tail) < 0.5  # decaying: less energy 0.1-0.2 s after the click than in its first 0.1 s
 
 
 # --------------------------------------------------------------------------- speed

@@ -361,3 +361,26 @@ def test_babble_needs_clips_and_noise_files(tmp_path):
     written = write_noise(tmp_path / "noise", 1.0, 16000, seed=0, babble_from=[clip])
     assert sorted(p.name for p in written) == ["babble.wav", "brown.wav", "hum.wav", "pink.wav", "white.wav"]
     assert all(sf.info(p).samplerate == 16000 and sf.info(p).duration == pytest.approx(1.0) for p in written)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyroomacoustics") is None, reason="pyroomacoustics not installed")
+def test_simulated_rooms_are_deterministic_responses_the_augmenter_reads(tmp_path, capsys):
+    from speech.augment import load_rir_bank
+    from speech.cli import main as cli_main
+
+    args = ["synth", "--rooms", str(tmp_path / "a"), "--count", "3", "--seed", "1", "--rt60", "0.3", "0.6"]
+    assert cli_main(args) == 0
+    assert "wrote 3 room impulse responses" in capsys.readouterr().err
+    assert cli_main([*args[:2], str(tmp_path / "b"), *args[3:]]) == 0
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.wav"))
+    assert names == ["room-0000.wav", "room-0001.wav", "room-0002.wav"]
+    assert all(np.array_equal(sf.read(tmp_path / "a" / n)[0], sf.read(tmp_path / "b" / n)[0]) for n in names)  # same seed
+    rooms = [json.loads(line) for line in (tmp_path / "a" / "rooms.jsonl").read_text().splitlines()]
+    assert [r["audio_filepath"] for r in rooms] == names
+    for room in rooms:
+        assert 0.3 <= room["rt60"] <= 0.6 and 0.5 * room["rt60"] < room["rt60_measured"] < 2 * room["rt60"]
+        assert 0.4 <= room["distance"] and all(0.5 <= x <= side - 0.5 for x, side in zip(room["microphone"], room["room"]))
+    bank = load_rir_bank(str(tmp_path / "a"), 16000)
+    assert bank.shape == (3, 16000) and [int(r.abs().argmax()) for r in bank] == [40, 40, 40]
+    assert cli_main(["synth", "--rooms", str(tmp_path / "c"), "--count", "0"]) == 2
+    assert "--count must be >= 1" in capsys.readouterr().err

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from speech.checkpoint import load_model, read_payload
@@ -53,11 +55,28 @@ def test_unknown_recipe_is_a_one_line_error():
     assert "unknown recipe 'no_such_recipe'" in proc.stderr and "fsdd_digits" in proc.stderr
 
 
+def test_an_empty_noise_or_room_folder_is_a_one_line_error(fsdd_prepared, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for key, what in (("augment.rir_dir", "no room impulse responses found"), ("augment.noise_dir", "no noise recordings found")):
+        proc = run_train("recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.max_items=16", "augment.reverb_prob=0.5",
+                         "augment.noise_prob=0.5", f"{key}={tmp_path / 'empty'}", f"hydra.run.dir={tmp_path / 'run'}", *TINY)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == f"speech train: {tmp_path / 'empty'}: {what} ({key})"
+
+
 def test_fsdd_digits_smoke_run_writes_a_self_describing_model(fsdd_prepared, tmp_path):
-    run = tmp_path / "run"
+    """With reverberation from a folder of room impulse responses (two rooms, written here)."""
+    run, rooms = tmp_path / "run", tmp_path / "rooms"
+    rooms.mkdir()
+    for i, decay in enumerate((0.05, 0.2)):
+        t = np.arange(4000) / 16000
+        sf.write(str(rooms / f"room{i}.wav"), (np.random.default_rng(i).standard_normal(4000) * np.exp(-t / decay)).astype(np.float32),
+                 16000, subtype="FLOAT")
     proc = run_train("recipe=fsdd_digits", f"data.root={fsdd_prepared}", "data.fold=fold_theo", "data.max_items=96",
-                     "trainer.max_epochs=2", f"hydra.run.dir={run}", *TINY, "trainer.tensorboard=true")
+                     "trainer.max_epochs=2", f"hydra.run.dir={run}", *TINY, "trainer.tensorboard=true",
+                     "augment.reverb_prob=0.5", f"augment.rir_dir={rooms}")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"reverberation: 2 room impulse responses from {rooms}" in proc.stderr
     metrics = read_metrics(run)
     assert [m["epoch"] for m in metrics if "epoch" in m] == [0, 1]
     assert all("valid_accuracy" in m for m in metrics if "epoch" in m)

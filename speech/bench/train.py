@@ -50,7 +50,7 @@ def train_worker(p: dict) -> dict:
     import torch
 
     set_threads(p["threads"])
-    from speech.augment import SpecAugment, WaveformAugment, load_noise_bank, seed_everything
+    from speech.augment import SpecAugment, WaveformAugment, load_noise_bank, load_rir_bank, seed_everything
     from speech.config import TrainConfig
     from speech.data.dataset import AudioDataset
     from speech.data.manifest import read_manifest
@@ -89,7 +89,8 @@ def train_worker(p: dict) -> dict:
         cache_build_s = time.perf_counter() - start
         loader, sampler = make_loader(dataset, cfg, True)
         noise = load_noise_bank(cfg.augment.noise_dir, sr)
-        augment = WaveformAugment(cfg.augment, sr, noise).to(device)
+        rirs = load_rir_bank(cfg.augment.rir_dir, sr) if cfg.augment.reverb_prob > 0 else None
+        augment = WaveformAugment(cfg.augment, sr, noise, rirs).to(device)
         spec_augment = SpecAugment(cfg.augment)
 
         def batches(epoch: int):  # speech.train's loop, up to the features

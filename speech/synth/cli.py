@@ -4,6 +4,7 @@
                  [--variants 20] [--jobs 2] [--seed 0] [--clip-seconds 1.0]
     speech synth --phrases phrases.txt --out data/synth_phrases
     speech synth --noise data/noise --seconds 60 [--babble-from data/synth/audio]
+    speech synth --rooms data/rooms --count 200      (simulated room impulse responses: augment.rir_dir)
 
 Writes ``OUT/audio/<label>/<engine>-<voice>-<variant>.wav`` (16 kHz mono 16-bit), the manifest
 ``OUT/synth.jsonl`` (``audio_filepath`` relative to OUT, ``duration``, ``label``, ``text``,
@@ -45,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     noise.add_argument("--noise", metavar="DIR", help=f"write {', '.join(NOISE_KINDS)} noise WAVs here")
     noise.add_argument("--seconds", type=float, default=60.0, help="length of each noise file (default 60)")
     noise.add_argument("--babble-from", metavar="PATH", help="folder of speech clips or a manifest for babble (default: OUT/audio)")
+    rooms = parser.add_argument_group("rooms")
+    rooms.add_argument("--rooms", metavar="DIR", help="write simulated room impulse responses here (for augment.rir_dir; "
+                       "needs pyroomacoustics)")
+    rooms.add_argument("--count", type=int, default=200, help="how many rooms (default 200)")
+    rooms.add_argument("--rt60", type=float, nargs=2, default=(0.15, 0.9), metavar=("MIN", "MAX"),
+                       help="reverberation time range asked of the rooms, seconds (default 0.15 0.9)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (there is none off a terminal anyway)")
 
 
@@ -63,8 +70,8 @@ def _babble_clips(path: str | None, out: str | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """``speech synth``: exit 0 on success, 1 when some clips failed, 2 on a usage error."""
-    if not (args.words or args.phrases or args.noise):
-        print("speech synth: give --words, --phrases or --noise", file=sys.stderr)
+    if not (args.words or args.phrases or args.noise or args.rooms):
+        print("speech synth: give --words, --phrases, --noise or --rooms", file=sys.stderr)
         return 2
     if (args.words or args.phrases) and not args.out:
         print("speech synth: --out DIR is required with --words/--phrases", file=sys.stderr)
@@ -85,6 +92,19 @@ def run(args: argparse.Namespace) -> int:
             return 2
         written = write_noise(args.noise, args.seconds, args.sample_rate, args.seed, clips)
         print(f"synth: wrote {len(written)} noise files ({args.seconds:g} s each) to {args.noise}", file=sys.stderr)
+    if args.rooms:
+        from speech.synth.rooms import write_rooms
+
+        if args.count < 1 or not 0 < args.rt60[0] <= args.rt60[1]:
+            print("speech synth: --count must be >= 1 and --rt60 MIN MAX with 0 < MIN <= MAX", file=sys.stderr)
+            return 2
+        try:
+            written = write_rooms(args.rooms, args.count, args.sample_rate, args.seed, tuple(args.rt60))
+        except (RuntimeError, OSError) as err:
+            print(f"speech synth: --rooms: {err}", file=sys.stderr)
+            return 2
+        print(f"synth: wrote {len(written)} room impulse responses to {args.rooms} (rooms.jsonl: their parameters)",
+              file=sys.stderr)
     return status
 
 
