@@ -6,14 +6,15 @@ tail cut at the clip's end and its peak level kept (``speech.augment.reverberate
 of each clip is written into its row (``room``). README.md, "Rooms"."""
 import argparse
 import json
-import os
 import random
 from pathlib import Path
 
 import soundfile as sf
 import torch
 
+from speech.audio import save_audio
 from speech.augment import load_rir_bank, reverberate
+from speech.data.manifest import write_manifest
 
 
 def main() -> None:
@@ -41,13 +42,9 @@ def main() -> None:
         wave = torch.from_numpy(audio.mean(1))[None, :]
         wet = reverberate(wave, torch.tensor([wave.shape[1]]), bank[room: room + 1])[0].numpy()
         path = out / "audio" / f"{i:05d}_{Path(row['audio_filepath']).stem}.wav"
-        tmp = path.with_suffix(".tmp.wav")
-        sf.write(tmp, wet, rate, subtype="PCM_16")
-        os.replace(tmp, path)
+        save_audio(path, wet, rate)
         written.append({**row, "audio_filepath": str(path.resolve()), "room": room})
-    tmp = out / "test.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in written))
-    os.replace(tmp, out / "test.jsonl")
+    write_manifest(out / "test.jsonl", written)
     print(f"{len(written)} clips in {bank.shape[0]} rooms -> {out / 'test.jsonl'}")
 
 
