@@ -135,6 +135,14 @@ class WaveformAugment(nn.Module):
         self.register_buffer("noise", noise if noise is not None else torch.zeros(0), persistent=False)
         self.register_buffer("rirs", rirs if rirs is not None else torch.zeros(0, 0), persistent=False)
 
+    @classmethod
+    def from_config(cls, config: AugmentConfig, sample_rate: int) -> "WaveformAugment":
+        """The augmenter with its banks loaded: the noise of ``noise_dir`` and, when reverberation is on,
+        the rooms of ``rir_dir``. Raises ValueError for a folder with nothing usable in it."""
+        noise = load_noise_bank(config.noise_dir, sample_rate)
+        rirs = load_rir_bank(config.rir_dir, sample_rate) if config.reverb_prob > 0 else None
+        return cls(config, sample_rate, noise, rirs)
+
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         wave, lengths, _ = self.with_clean_channel(wave, lengths)
         return wave, lengths

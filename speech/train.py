@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, load_noise_bank, load_rir_bank, seed_everything
+from speech.augment import SpecAugment, TempoPerturb, WaveformAugment, seed_everything
 from speech.calibrate import calibrate, check_calibration
 from speech.checkpoint import atomic_save, model_from_payload, model_payload, save_model
 from speech.config import TrainConfig
@@ -215,13 +215,11 @@ def train(cfg: TrainConfig, run_dir: str | Path) -> dict:
     if teachers is not None and is_main:
         print(f"distilling from {len(teachers.members)} teachers: {', '.join(cfg.trainer.distill_from)}", file=sys.stderr)
     try:
-        noise = load_noise_bank(cfg.augment.noise_dir, cfg.features.sample_rate)
-        rirs = load_rir_bank(cfg.augment.rir_dir, cfg.features.sample_rate) if cfg.augment.reverb_prob > 0 else None
+        augment = WaveformAugment.from_config(cfg.augment, cfg.features.sample_rate).to(device)
     except ValueError as err:  # an empty folder, a noise recording that is not audio
         raise SystemExit(f"speech train: {err}") from None
-    if rirs is not None and is_main:
-        print(f"reverberation: {rirs.shape[0]} room impulse responses from {cfg.augment.rir_dir}", file=sys.stderr)
-    augment = WaveformAugment(cfg.augment, cfg.features.sample_rate, noise, rirs).to(device)
+    if augment.rirs.numel() and is_main:
+        print(f"reverberation: {augment.rirs.shape[0]} room impulse responses from {cfg.augment.rir_dir}", file=sys.stderr)
     spec_augment = SpecAugment(cfg.augment)
     tempo = TempoPerturb(cfg.augment)
     train_loader, train_sampler = make_loader(train_set, cfg, True, world, rank)

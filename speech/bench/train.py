@@ -50,7 +50,7 @@ def train_worker(p: dict) -> dict:
     import torch
 
     set_threads(p["threads"])
-    from speech.augment import SpecAugment, WaveformAugment, load_noise_bank, load_rir_bank, seed_everything
+    from speech.augment import SpecAugment, WaveformAugment, seed_everything
     from speech.config import TrainConfig
     from speech.data.dataset import AudioDataset
     from speech.data.manifest import read_manifest
@@ -88,9 +88,7 @@ def train_worker(p: dict) -> dict:
         dataset = AudioDataset(rows, sr, lambda u: index[u.label], p["clip_seconds"], None)
         cache_build_s = time.perf_counter() - start
         loader, sampler = make_loader(dataset, cfg, True)
-        noise = load_noise_bank(cfg.augment.noise_dir, sr)
-        rirs = load_rir_bank(cfg.augment.rir_dir, sr) if cfg.augment.reverb_prob > 0 else None
-        augment = WaveformAugment(cfg.augment, sr, noise, rirs).to(device)
+        augment = WaveformAugment.from_config(cfg.augment, sr).to(device)
         spec_augment = SpecAugment(cfg.augment)
 
         def batches(epoch: int):  # speech.train's loop, up to the features
