@@ -451,3 +451,106 @@ def test_manifest_rows_are_plain_json(shared_dataset, tmp_path):
     assert keys == {frozenset({"audio_filepath", "duration", "label", "text", "speaker"}),
                     frozenset({"audio_filepath", "duration", "label"})}
     assert (tmp_path / "train.jsonl").read_text() == "" and re.search(r"_silence_", (tmp_path / "test.jsonl").read_text())
+
+
+# --------------------------------------------------------------------------- OpenSLR 28 room responses (a built archive)
+
+
+def _rir(rate: int = 16000, seconds: float = 0.3, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    decay = np.exp(-np.arange(n) / (0.05 * rate))
+    data = 0.1 * rng.standard_normal((n, channels)) * decay[:, None]
+    data[40] = 0.9  # the direct path
+    return data if channels > 1 else data[:, 0]
+
+
+def _build_rirs_noises(root: Path) -> Path:
+    """A small copy of rirs_noises' layout: real responses listed among noises, simulated rooms, point sources."""
+    top = root / "RIRS_NOISES"
+    real = top / "real_rirs_isotropic_noises"
+    real.mkdir(parents=True)
+    sf.write(real / "air_type1_air_binaural_lecture_1_1_90_3.wav", _rir(channels=2), 16000, subtype="FLOAT")
+    sf.write(real / "RWCP_type1_rir_circle_e1a_imp000.wav", _rir(seed=1), 16000, subtype="FLOAT")
+    sf.write(real / "RVB2014_type1_noise_largeroom1_1.wav", 0.1 * np.ones(4000), 16000)  # a noise, not listed
+    (real / "rir_list").write_text(
+        "--rir-id air_lecture --room-id air_lecture RIRS_NOISES/real_rirs_isotropic_noises/air_type1_air_binaural_lecture_1_1_90_3.wav\n"
+        "--rir-id rwcp_e1a --room-id rwcp_e1a RIRS_NOISES/real_rirs_isotropic_noises/RWCP_type1_rir_circle_e1a_imp000.wav\n")
+    (real / "noise_list").write_text("--noise-id n1 --noise-type isotropic RIRS_NOISES/real_rirs_isotropic_noises/RVB2014_type1_noise_largeroom1_1.wav\n")
+    for i, size in enumerate(("smallroom", "mediumroom", "largeroom")):
+        room = top / "simulated_rirs" / size / "Room001"
+        room.mkdir(parents=True)
+        sf.write(room / "Room001-00001.wav", _rir(seed=2 + i), 16000, subtype="FLOAT")
+        (top / "simulated_rirs" / size / "rir_list").write_text(
+            f"--rir-id {size}-Room001-00001 --room-id {size}-Room001 RIRS_NOISES/simulated_rirs/{size}/Room001/Room001-00001.wav\n")
+    points = top / "pointsource_noises"
+    points.mkdir()
+    write_wav(points / "noise-free-sound-0001.wav", seconds=0.5)
+    (points / "noise_list").write_text("--noise-id noise-free-sound-0001 --noise-type point-source --bg-fg-type foreground "
+                                       "RIRS_NOISES/pointsource_noises/noise-free-sound-0001.wav\n")
+    return root
+
+
+def _zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+def test_rirs_from_the_archive_writes_only_listed_responses_for_the_augmenter(tmp_path, capsys):
+    from speech.augment import load_rir_bank
+
+    archive = _zip_folder(_build_rirs_noises(tmp_path / "src"), tmp_path / "rirs_noises.zip")
+    out = tmp_path / "rooms"
+    assert prepare("rirs", "--archive", archive, "--out", out) == 0
+    assert "wrote 2 room impulse response files (3 responses" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "real").iterdir()) == [
+        "RWCP_type1_rir_circle_e1a_imp000.wav", "air_type1_air_binaural_lecture_1_1_90_3.wav"]  # the noise is not a room
+    rows = [json.loads(line) for line in (out / "rirs.jsonl").read_text().splitlines()]
+    assert [(r["rir_id"], r["set"], r["channels"]) for r in rows] == [("air_lecture", "real", 2), ("rwcp_e1a", "real", 1)]
+    data, rate = sf.read(out / "real" / "RWCP_type1_rir_circle_e1a_imp000.wav")
+    assert rate == 16000 and np.array_equal(data, sf.read(tmp_path / "src/RIRS_NOISES/real_rirs_isotropic_noises/"
+                                                          "RWCP_type1_rir_circle_e1a_imp000.wav")[0])
+    assert load_rir_bank(str(out), 16000).shape == (3, 16000)  # every channel a response, rirs.jsonl ignored
+
+
+def test_rirs_from_a_folder_with_simulated_rooms_and_noises_kept_apart(tmp_path, capsys):
+    root = _build_rirs_noises(tmp_path / "src")
+    out, noises = tmp_path / "rooms", tmp_path / "noises"
+    argv = ("rirs", "--root", root / "RIRS_NOISES", "--out", out, "--sets", "real,simulated", "--noise-out", noises)
+    assert prepare(*argv) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
+    assert written[2:] == [f"simulated/{size}/Room001/Room001-00001.wav" for size in ("largeroom", "mediumroom", "smallroom")]
+    assert [p.name for p in noises.glob("*.wav")] == ["noise-free-sound-0001.wav"]
+    assert json.loads((noises / "noises.jsonl").read_text())["noise_type"] == "point-source"
+    first = (out / "rirs.jsonl").read_text()
+    assert prepare(*argv) == 0 and (out / "rirs.jsonl").read_text() == first  # a second run keeps what is there
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_rirs_reports_a_listed_file_the_archive_lacks_and_writes_the_rest(tmp_path, capsys):
+    root = _build_rirs_noises(tmp_path / "src")
+    (root / "RIRS_NOISES/real_rirs_isotropic_noises/RWCP_type1_rir_circle_e1a_imp000.wav").unlink()
+    assert prepare("rirs", "--root", root, "--out", tmp_path / "rooms") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RWCP_type1_rir_circle_e1a_imp000.wav: listed in" in err[0]
+    assert [p.name for p in (tmp_path / "rooms/real").iterdir()] == ["air_type1_air_binaural_lecture_1_1_90_3.wav"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--archive", "NOTZIP"), "not a readable zip archive"),
+    (("--root", "SRC", "--sets", "real,rooms"), "unknown set(s) rooms"),
+    (("--root", "SRC", "--noise-out", "OUT/noise"), "inside --out"),
+    (("--root", "EMPTY"), "no RIRS_NOISES/ folder"),
+])
+def test_rirs_usage_errors_are_one_line(tmp_path, capsys, extra, message):
+    _build_rirs_noises(tmp_path / "src")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notzip.zip").write_text("not a zip")
+    names = {"NOTZIP": tmp_path / "notzip.zip", "SRC": tmp_path / "src", "EMPTY": tmp_path / "empty",
+             "OUT/noise": tmp_path / "out/noise"}
+    assert prepare("rirs", "--out", tmp_path / "out", *[names.get(a, a) for a in extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speech prepare rirs: error:") and message in err[0]

@@ -1,11 +1,14 @@
 """``speech prepare``: write ``train.jsonl``, ``valid.jsonl`` and ``test.jsonl`` for a data set.
 
-Four sources, one sub-command each::
+Four sources, one sub-command each, and one for augmentation data::
 
     speech prepare fsdd            [--root DIR] --out DIR [--split speaker|loso|upstream] ...
     speech prepare speech-commands [--root DIR] --out DIR [--version 1|2] [--task 12|35] ...
     speech prepare folder          --root DIR --out DIR [--speaker-pattern REGEX] ...
     speech prepare commands        --commands "lights on,lights off" --out DIR [--variants 40] ...
+    speech prepare rirs            [--root DIR | --archive ZIP] --out DIR [--sets real,simulated] ...
+
+``rirs`` writes a folder of room impulse responses (OpenSLR 28) for ``augment.rir_dir``, not manifests.
 
 Every sub-command writes all three splits into ``--out`` (a split the layout has no data for is
 written empty), one row per clip with ``audio_filepath`` (absolute), ``duration`` (from the file
@@ -42,6 +45,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "speech-commands": ("speech.data.speech_commands", "Google Speech Commands v1/v2, 12- or 35-class task"),
     "folder": ("speech.data.folder", "your own data: one folder of audio files per label"),
     "commands": ("speech.data.custom", "your own commands, no recordings: synthesized commands, unknown speech, noise"),
+    "rirs": ("speech.data.rirs", "room impulse responses of OpenSLR 28 (a folder for augment.rir_dir), not a manifest"),
 }
 
 
@@ -60,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     import importlib
 
     parser.description = (
-        "Write train.jsonl, valid.jsonl and test.jsonl manifests for a data set. Exit status: 0 ok, "
+        "Write train.jsonl, valid.jsonl and test.jsonl manifests for a data set (rirs: a folder of room impulse "
+        "responses for augment.rir_dir). Exit status: 0 ok, "
         "1 some audio files could not be read (reported on stderr, left out), 2 usage error."
     )
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
