@@ -82,3 +82,17 @@ def make_filler_model(path: Path) -> Path:
     from speech.bench.transcribe import make_random_model
 
     return make_random_model(path, ["yes", "no", "_unknown_"], seed=1, filler_classes=["four", "nine"], **SMALL)
+
+
+def test_a_start_written_before_a_config_field_existed_averages_with_its_fine_tune(tmp_path):
+    """The bundled model predates ``model.filler_classes``: its file has no such key, a fine-tune of it
+    writes the default (``[]``); the two are the same model and average."""
+    from speech.checkpoint import atomic_save, read_payload
+
+    start, tuned = small_model(tmp_path / "a.pt", 0), small_model(tmp_path / "b.pt", 1)
+    old = read_payload(start)
+    del old["model_config"]["filler_classes"]
+    atomic_save(old, start)
+    proc = soup("--start", start, "--tuned", tuned, "--alpha", 0.5, "--out", tmp_path / "soup.pt")
+    assert proc.returncode == 0, proc.stderr
+    assert read_payload(tmp_path / "soup.pt")["model_config"]["filler_classes"] == []

@@ -46,8 +46,13 @@ def with_fillers_of(start: dict, tuned: dict) -> dict:
 def soup(start: dict, tuned: dict, alpha: float) -> dict:
     """The payload of ``tuned`` with every floating-point tensor ``alpha * tuned + (1 - alpha) * start``
     (``start`` first given ``tuned``'s filler classes, :func:`with_fillers_of`)."""
+    from speech.models import ModelConfig
+
     start = with_fillers_of(start, tuned)
-    for key in ("model_config", "feature_config", "labels", "sample_rate"):
+    if ModelConfig(**start.get("model_config", {})) != ModelConfig(**tuned.get("model_config", {})):
+        # compared as configs, so a start written before a field existed (its default) matches a fine-tune of it
+        raise ValueError("the two models differ in model_config: not a fine-tune of the other")
+    for key in ("feature_config", "labels", "sample_rate"):
         if start.get(key) != tuned.get(key):
             raise ValueError(f"the two models differ in {key}: not a fine-tune of the other")
     a, b = start["state_dict"], tuned["state_dict"]
