@@ -43,14 +43,26 @@ python recipes/commands/build_manifests.py --synth data/commands_synth/words --p
 
 # 2. the classifier: three classifiers that differ in their data, then one distilled from their mean posterior
 #    (an ensemble's false accepts at the cost of one model: README.md, "Ensembles and distillation")
+#    Each trains on one thread, so with JOBS >= 2 the three run at once (their output in $T/NAME.log).
 T="$OUT/teachers"
-speech train recipe=commands trainer.max_epochs="$EPOCHS" "data.extra_train_manifests=[$VOICES]" \
-  trainer.progress=false hydra.run.dir="$T/voices"
+mkdir -p "$T"
+teacher() {  # teacher NAME OVERRIDES...: one 40-epoch classifier
+  local name=$1; shift
+  if [ "$JOBS" -gt 1 ]; then
+    speech train recipe=commands trainer.max_epochs="$EPOCHS" "$@" trainer.progress=false hydra.run.dir="$T/$name" \
+      > "$T/$name.log" 2>&1 &
+  else
+    speech train recipe=commands trainer.max_epochs="$EPOCHS" "$@" trainer.progress=false hydra.run.dir="$T/$name"
+  fi
+}
 NO_ACCENT=$(echo "$VOICES" | tr , '\n' | { grep -v espeak-accent || true; } | paste -sd, -)
-speech train recipe=commands trainer.max_epochs="$EPOCHS" "data.extra_train_manifests=[$NO_ACCENT]" \
-  trainer.progress=false hydra.run.dir="$T/voices-no-accent"
-speech train recipe=commands trainer.max_epochs="$EPOCHS" data.stream_windows=0.5 data.partial_command=ignore \
-  trainer.progress=false hydra.run.dir="$T/stream-windows"
+teacher voices "data.extra_train_manifests=[$VOICES]"
+teacher voices-no-accent "data.extra_train_manifests=[$NO_ACCENT]"
+teacher stream-windows data.stream_windows=0.5 data.partial_command=ignore
+for job in $(jobs -p); do
+  wait "$job" || { echo "run.sh: a teacher failed: the end of its log:"; tail -n 5 "$T"/*.log; exit 1; }
+done
+[ "$JOBS" -gt 1 ] && tail -qn 1 "$T"/voices.log "$T"/voices-no-accent.log "$T"/stream-windows.log
 speech train recipe=commands trainer.max_epochs="$DISTILL_EPOCHS" "data.extra_train_manifests=[$VOICES]" \
   trainer.init_from="$T/voices/model.pt" optim.lr=0.001 trainer.distill_weight=0.9 trainer.distill_temperature=2 \
   "trainer.distill_from=[$T/voices/model.pt,$T/voices-no-accent/model.pt,$T/stream-windows/model.pt]" \
