@@ -93,6 +93,12 @@ def load_rir_bank(rir_dir: str | None, sample_rate: int, max_seconds: float = 1.
     be read is named on stderr and skipped; a folder with no responses at all is an error."""
     if not rir_dir:
         return None
+    return load_rir_bank_with_sources(rir_dir, sample_rate, max_seconds, lead_ms)[0]
+
+
+def load_rir_bank_with_sources(rir_dir: str, sample_rate: int, max_seconds: float = 1.0,
+                               lead_ms: float = 2.5) -> tuple[torch.Tensor, list[tuple[str, int]]]:
+    """:func:`load_rir_bank`, with the ``(file, channel)`` each response of the bank came from."""
     from speech.audio import AudioError, find_audio_files, load_audio_native, resample
 
     folders = [folder.strip() for folder in rir_dir.split(",") if folder.strip()]
@@ -102,14 +108,14 @@ def load_rir_bank(rir_dir: str | None, sample_rate: int, max_seconds: float = 1.
             print(f"note: augment.rir_dir: {folder}: no such folder", file=sys.stderr)
     n = int(round(max_seconds * sample_rate))
     lead = int(round(lead_ms * sample_rate / 1000))
-    responses = []
+    responses, sources = [], []
     for path in files:
         try:
             data, rate = load_audio_native(path, max_duration=None, mono=False)
         except AudioError as err:
             print(f"note: augment.rir_dir: skipped {err}", file=sys.stderr)
             continue
-        for channel in torch.from_numpy(data):
+        for index, channel in enumerate(torch.from_numpy(data)):
             if rate != sample_rate:
                 channel = resample(channel, rate, sample_rate)
             peak = int(channel.abs().argmax())
@@ -117,9 +123,10 @@ def load_rir_bank(rir_dir: str | None, sample_rate: int, max_seconds: float = 1.
             energy = rir.square().sum().sqrt()
             if energy > 1e-8:
                 responses.append(torch.nn.functional.pad(rir / energy, (0, n - rir.numel())))
+                sources.append((str(path), index))
     if not responses:
         raise ValueError(f"{rir_dir}: no room impulse responses found (augment.rir_dir)")
-    return torch.stack(responses)
+    return torch.stack(responses), sources
 
 
 class WaveformAugment(nn.Module):

@@ -384,3 +384,45 @@ def test_simulated_rooms_are_deterministic_responses_the_augmenter_reads(tmp_pat
     assert bank.shape == (3, 16000) and [int(r.abs().argmax()) for r in bank] == [40, 40, 40]
     assert cli_main(["synth", "--rooms", str(tmp_path / "c"), "--count", "0"]) == 2
     assert "--count must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyroomacoustics") is None, reason="pyroomacoustics not installed")
+def test_reverberated_test_set_names_each_clips_room_and_the_report_groups_by_rt60(tmp_path, capsys, shared_dataset):
+    """recipes/commands/reverberate.py on real clips, scored by the bundled model, tabled by room_report.py."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from speech.cli import main as cli_main
+    from speech.data.manifest import Utterance, write_manifest
+
+    assert cli_main(["synth", "--rooms", str(tmp_path / "rooms"), "--count", "2", "--seed", "0", "--rt60", "0.2", "0.9"]) == 0
+    root = shared_dataset("speech_commands_v2_test_dev")
+    clips = [sorted((root / word).glob("*.wav"))[0] for word in ("yes", "no", "stop", "go")]
+    write_manifest(tmp_path / "clips.jsonl", [Utterance(str(c), 1.0, label=c.parent.name) for c in clips])
+    script = REPO_ROOT / "recipes" / "commands"
+    out = tmp_path / "wet"
+    proc = subprocess.run([sys.executable, script / "reverberate.py", tmp_path / "clips.jsonl", tmp_path / "rooms", out],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_manifest(out / "test.jsonl")
+    listed = {json.loads(line)["audio_filepath"]: json.loads(line)["rt60_measured"]
+              for line in (tmp_path / "rooms" / "rooms.jsonl").read_text().splitlines()}
+    raw = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    assert [r.label for r in rows] == ["yes", "no", "stop", "go"]
+    assert all(r["room_file"] in listed and r["rt60"] == listed[r["room_file"]] and r["room_channel"] == 0 for r in raw)
+    dry, _ = sf.read(clips[0])
+    wet, rate = sf.read(rows[0].audio_filepath)
+    assert rate == 16000 and len(wet) == len(dry) and not np.allclose(wet, dry, atol=1e-3)
+    assert np.abs(wet).max() == pytest.approx(np.abs(dry).max(), rel=0.02)  # the peak level kept
+    assert cli_main(["evaluate", "--model", "commands", "--manifest", str(out / "test.jsonl"), "--out", str(tmp_path / "eval")]) == 0
+    capsys.readouterr()
+    predictions = tmp_path / "eval" / "predictions.jsonl"
+    proc = subprocess.run([sys.executable, script / "room_report.py", out / "test.jsonl", predictions, "--edges", "0.5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = {line.split("|")[1].strip(): line.split("|")[2:4] for line in proc.stdout.splitlines()[2:]}
+    right = sum(json.loads(line)["correct"] for line in predictions.read_text().splitlines())
+    assert int(table["all"][0]) == 4 and table["all"][1].strip() == f"{right / 4 * 100:.1f} %"
+    assert set(table) - {"all"} <= {"RT60 0-0.5 s", "RT60 >= 0.5 s"}
+    assert sum(int(clips) for band, (clips, _) in table.items() if band != "all") == 4
