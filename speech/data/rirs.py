@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from speech.data.manifest import write_manifest
 from speech.data.prepare import EXIT_OK, EXIT_SKIPPED, PrepareError, check_root, default_cache_dir, download
 
 OPENSLR28_URL = "https://www.openslr.org/resources/28/rirs_noises.zip"
@@ -161,10 +161,6 @@ def _set_folder(out: Path, set_name: str, list_name: str) -> Path:
     return out / set_name / parent.name if parent.parent.name else out / set_name
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    _write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
-
-
 def run(args: argparse.Namespace) -> int:
     """Write the chosen sets' responses (and, with --noise-out, the point-source noises)."""
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -180,14 +176,14 @@ def run(args: argparse.Namespace) -> int:
     bad: list[str] = []
     rows = [row for name in sets for list_name in RIR_LISTS[name]
             for row in _extract(source, list_name, _set_folder(out, name, list_name), name, args.limit, bad)]
-    _write_jsonl(out / "rirs.jsonl", rows)
+    write_manifest(out / "rirs.jsonl", rows)
     channels = sum(row["channels"] for row in rows)
     print(f"wrote {len(rows)} room impulse response files ({channels} responses: each channel is one) to {out} "
           f"(rirs.jsonl); train with augment.rir_dir={out}")
     if args.noise_out:
         noise_out = Path(args.noise_out).absolute()
         noises = _extract(source, NOISE_LIST, noise_out, "pointsource_noises", args.limit, bad)
-        _write_jsonl(noise_out / "noises.jsonl", noises)
+        write_manifest(noise_out / "noises.jsonl", noises)
         print(f"wrote {len(noises)} noise files to {noise_out} (noises.jsonl); train with augment.noise_dir={noise_out}")
     if bad:
         print(f"{len(bad)} listed file(s) could not be written (see stderr)")
