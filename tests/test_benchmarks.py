@@ -196,3 +196,36 @@ def test_transcribe_memory_does_not_grow_with_the_number_of_files(shared_data, t
     if small["workers"]:  # one process per usable core: none on a one-core machine
         assert large["worker_peak_mb"] - small["worker_peak_mb"] < 24, (small, large)
     assert "| 4000 |" in transcribe.format_memory([small, large])
+
+
+
+def test_tree_peak_counts_lasting_workers_not_helpers_that_came_and_went():
+    """A real process tree, sampled by hand: a parent with a forked worker and a helper (``sleep``); the
+    helper ends before the second sample, the worker lives through both. Only the worker is a lasting
+    descendant, so the memory benchmark's worker count does not grow when an import runs a helper."""
+    import subprocess
+    import sys
+
+    script = ("import os, subprocess, sys, time\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+              "helper = subprocess.Popen(['sleep', '60'])\n"
+              "print('ready', helper.pid, pid, flush=True); sys.stdin.readline()\n"
+              "helper.kill(); helper.wait(); print('helper gone', flush=True); sys.stdin.readline()\n"
+              "os.kill(pid, 9); os.waitpid(pid, 0)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _, helper, worker = proc.stdout.readline().split()
+        sampler = measure.TreePeak(proc.pid)
+        sampler.sample()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "helper gone"
+        sampler.sample()
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert set(sampler.peaks) == {proc.pid, int(helper), int(worker)}  # the helper was seen ...
+    assert list(sampler.lasting()) == [int(worker)] and sampler.lasting()[int(worker)] > 0  # ... and left out

@@ -166,6 +166,11 @@ class PeakSampler:
         for k, v in memory_status().items():
             self.peak[k] = max(self.peak.get(k, 0.0), v)
 
+    def lasting(self, min_samples: int = 2) -> dict[int, float]:
+        """``peaks`` of the descendants (not the process itself) seen in at least ``min_samples`` samples:
+        the workers of a pool, which live for the whole run, without the short-lived helpers."""
+        return {p: mb for p, mb in self.peaks.items() if p != self.pid and self.samples.get(p, 0) >= min_samples}
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.sample()
@@ -225,12 +230,14 @@ class TreePeak:
     seconds in a thread: ``peaks`` (pid -> its largest ``VmHWM`` seen, MB) and ``tree_mb``, the largest
     total at one moment of the process's RSS and its descendants' private memory (what only they map): a
     page a forked worker still shares with its parent is counted once, a page it copied once more. (Not
-    PSS: on a shared machine that also divides the pages of libraries other programs map.) Linux only;
-    elsewhere it records nothing."""
+    PSS: on a shared machine that also divides the pages of libraries other programs map.) ``samples``: in how
+    many samples each pid was seen, so that :meth:`lasting` can leave out a helper that came and went between
+    two samples (``ldconfig`` run by an import, say). Linux only; elsewhere it records nothing."""
 
     def __init__(self, pid: int, interval: float = 0.25):
         self.pid, self.interval = pid, interval
         self.peaks: dict[int, float] = {}
+        self.samples: dict[int, int] = {}
         self.tree_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -241,8 +248,14 @@ class TreePeak:
             status = _status_kb(p, ("VmHWM", "VmRSS"))
             if "VmHWM" in status:
                 self.peaks[p] = max(self.peaks.get(p, 0.0), status["VmHWM"] / 1024)
+                self.samples[p] = self.samples.get(p, 0) + 1
                 total += status.get("VmRSS", 0) if p == self.pid else _private_kb(p)
         self.tree_mb = max(self.tree_mb, total / 1024)
+
+    def lasting(self, min_samples: int = 2) -> dict[int, float]:
+        """``peaks`` of the descendants (not the process itself) seen in at least ``min_samples`` samples:
+        the workers of a pool, which live for the whole run, without the short-lived helpers."""
+        return {p: mb for p, mb in self.peaks.items() if p != self.pid and self.samples.get(p, 0) >= min_samples}
 
     def _run(self) -> None:
         while not self._stop.is_set():

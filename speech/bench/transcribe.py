@@ -376,7 +376,7 @@ def transcribe_memory(counts: list[int], model: str = "commands", data_dir: str 
                 raise RuntimeError(f"speech transcribe on {count} files failed (exit {proc.returncode}): {err[-1500:]}")
             with open(answers, encoding="utf-8") as f:
                 lines = sum(1 for _ in f)
-            workers = [mb for pid, mb in sampler.peaks.items() if pid != proc.pid]
+            workers = list(sampler.lasting().values())  # the pool's workers, not a helper that came and went
             out.append({"files": count, "lines": lines, "wall_s": wall, "files_per_second": count / wall,
                         "main_peak_mb": int(line[0].split()[1]) / 1024, "workers": len(workers),
                         "worker_peak_mb": max(workers) if workers else None, "all_processes_peak_mb": sampler.tree_mb})
