@@ -166,11 +166,6 @@ class PeakSampler:
         for k, v in memory_status().items():
             self.peak[k] = max(self.peak.get(k, 0.0), v)
 
-    def lasting(self, min_samples: int = 2) -> dict[int, float]:
-        """``peaks`` of the descendants (not the process itself) seen in at least ``min_samples`` samples:
-        the workers of a pool, which live for the whole run, without the short-lived helpers."""
-        return {p: mb for p, mb in self.peaks.items() if p != self.pid and self.samples.get(p, 0) >= min_samples}
-
     def _run(self) -> None:
         while not self._stop.is_set():
             self.sample()
