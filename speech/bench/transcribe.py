@@ -342,13 +342,14 @@ def link_folder(folder: str | os.PathLike, files: list[str], count: int, per_fol
 
 
 def transcribe_memory(counts: list[int], model: str = "commands", data_dir: str | None = None, work_dir: str | None = None,
-                      threads: int = 1, interval: float = 0.25) -> list[dict]:
+                      threads: int = 1, interval: float = 0.05) -> list[dict]:
     """Peak memory of ``speech transcribe FOLDER --output FILE`` (every other option at its default: the
     torch-free path under 1,000 files, one worker process per core from 1,000 on) on folders of each of
     ``counts`` files (:func:`link_folder` to the clips of the shared Speech Commands part), each run a
     process of its own: the main process's peak RSS (its own ``VmHWM``), the largest worker's, and the
     largest total at one moment of the main process's RSS and the workers' private memory
-    (:class:`~speech.bench.measure.TreePeak`, sampled every ``interval`` s), wall time and files/s."""
+    (:class:`~speech.bench.measure.TreePeak`, sampled every ``interval`` s: the pool's workers may live under half
+    a second of a 1,000-file run on a quiet machine, and a worker counts once seen in two samples), wall time and files/s."""
     import subprocess
 
     from speech.bench.measure import TreePeak
@@ -391,7 +392,7 @@ def format_memory(rows: list[dict]) -> str:
           r["all_processes_peak_mb"]] for r in rows])
     return ("### transcribe: memory against the number of files\n\n`speech transcribe FOLDER --output FILE` with the default "
             "options (symbolic links to the shared clips; the torch-free path under 1,000 files, worker processes from "
-            "1,000 on); sampled every 0.25 s. \"All processes\": the main process's RSS plus what only each worker maps "
+            "1,000 on); sampled every 0.05 s. \"All processes\": the main process's RSS plus what only each worker maps "
             "(its private memory; pages it shares with the main process are counted once).\n\n" + table)
 
 
