@@ -341,8 +341,11 @@ def link_folder(folder: str | os.PathLike, files: list[str], count: int, per_fol
     return root
 
 
+MEMORY_SAMPLE_S = 0.05  # TreePeak's interval: a quiet 1,000-file run's workers may live under half a second
+
+
 def transcribe_memory(counts: list[int], model: str = "commands", data_dir: str | None = None, work_dir: str | None = None,
-                      threads: int = 1, interval: float = 0.05) -> list[dict]:
+                      threads: int = 1, interval: float = MEMORY_SAMPLE_S) -> list[dict]:
     """Peak memory of ``speech transcribe FOLDER --output FILE`` (every other option at its default: the
     torch-free path under 1,000 files, one worker process per core from 1,000 on) on folders of each of
     ``counts`` files (:func:`link_folder` to the clips of the shared Speech Commands part), each run a
@@ -392,7 +395,7 @@ def format_memory(rows: list[dict]) -> str:
           r["all_processes_peak_mb"]] for r in rows])
     return ("### transcribe: memory against the number of files\n\n`speech transcribe FOLDER --output FILE` with the default "
             "options (symbolic links to the shared clips; the torch-free path under 1,000 files, worker processes from "
-            "1,000 on); sampled every 0.05 s. \"All processes\": the main process's RSS plus what only each worker maps "
+            f"1,000 on); sampled every {MEMORY_SAMPLE_S:g} s. \"All processes\": the main process's RSS plus what only each worker maps "
             "(its private memory; pages it shares with the main process are counted once).\n\n" + table)
 
 
