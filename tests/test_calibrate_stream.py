@@ -16,9 +16,10 @@ from conftest import REPO_ROOT, run_speech
 SCRIPT = REPO_ROOT / "recipes" / "commands" / "calibrate_stream.py"
 
 
-def calibrate(model: Path, report: Path, far: float | None) -> subprocess.CompletedProcess:
+def calibrate(model: Path, report: Path | list[Path], far: float | None) -> subprocess.CompletedProcess:
     target = [] if far is None else ["--far-per-hour", str(far)]
-    return subprocess.run([sys.executable, str(SCRIPT), "--model", str(model), "--report", str(report), *target],
+    reports = [str(r) for r in (report if isinstance(report, list) else [report])]
+    return subprocess.run([sys.executable, str(SCRIPT), "--model", str(model), "--report", *reports, *target],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -33,9 +34,9 @@ def dev_report(tmp_path_factory, shared_data):
     return model, folder
 
 
-def bench(capsys, model: Path, folder: Path, name: str, halves: str = "dev") -> dict:
+def bench(capsys, model: Path, folder: Path, name: str, halves: str = "dev", seed: int = 2) -> dict:
     rc, _, err = run_speech(capsys, "bench", "detection", "--model", model, "--engine", "torch", "--minutes", 1,
-                            "--seed", 2, "--halves", halves, "--thresholds", 0.5, 0.7, 0.9, 0.99,
+                            "--seed", seed, "--halves", halves, "--thresholds", 0.5, 0.7, 0.9, 0.99,
                             "--cache", folder / "cache", "--out", folder / name)
     assert rc == 0, err
     return json.loads((folder / name).read_text())
@@ -92,6 +93,40 @@ def test_balanced_rule_takes_the_most_hits_less_false_commands(capsys, dev_repor
     point = speech.load(str(model), engine="torch").operating_point
     assert score[point["threshold"]] == max(score.values()) and point["rule"].startswith("most hits")
     assert point["target_false_accepts_per_hour"] is None
+
+
+def test_several_dev_seeds_are_pooled_and_a_repeated_seed_is_refused(capsys, dev_report):
+    """Two DEV runs with other --seed values (the same clips in other orders): the point is chosen on their
+    summed counts, and the model file says which seeds; the same run twice, or runs with other thresholds,
+    are refused with one line and leave the model file alone."""
+    model, folder = dev_report
+    reports = [bench(capsys, model, folder, f"pool{seed}.json", seed=seed) for seed in (3, 4)]
+    sweeps = [r["streams"][0]["sweep"] for r in reports]
+    assert [r["threshold"] for r in sweeps[0]] == [r["threshold"] for r in sweeps[1]]
+    score = {a["threshold"]: sum(r["hits"] - r["false_accepts_on_speech"] - r["wrong_label"] for r in (a, b))
+             for a, b in zip(*sweeps)}
+    proc = calibrate(model, [folder / "pool3.json", folder / "pool4.json"], None)
+    assert proc.returncode == 0, proc.stderr
+    import speech
+
+    point = speech.load(str(model), engine="torch").operating_point
+    assert score[point["threshold"]] == max(score.values())
+    best = max(t for t, v in score.items() if v == max(score.values()))  # ties: the higher threshold
+    assert point["threshold"] == best
+    rows = [next(r for r in s if r["threshold"] == best) for s in sweeps]
+    assert point["commands"] == rows[0]["commands"] + rows[1]["commands"]
+    assert point["other_speech_minutes"] == pytest.approx(sum(r["other_seconds"] for r in rows) / 60, abs=0.06)
+    assert point["stream_seeds"] == [3, 4] and "seeds 3 4 pooled" in point["measured_on"]
+
+    before = model.read_bytes()
+    proc = calibrate(model, [folder / "pool3.json", folder / "pool3.json"], None)
+    assert proc.returncode != 0 and "same --seed" in proc.stderr and "Traceback" not in proc.stderr
+    other = json.loads((folder / "pool4.json").read_text())
+    other["config"]["minimum_count"] = 1
+    (folder / "other.json").write_text(json.dumps(other))
+    proc = calibrate(model, [folder / "pool3.json", folder / "other.json"], None)
+    assert proc.returncode != 0 and "minimum_count" in proc.stderr and "Traceback" not in proc.stderr
+    assert model.read_bytes() == before
 
 
 def test_a_report_with_the_test_half_is_refused(capsys, dev_report):

@@ -57,15 +57,20 @@ def halves(recognizer, shared_data):
     return detection_data.load_clips(recognizer, shared_data)
 
 
-@pytest.fixture(scope="module")
-def small_stream(halves, noise):
-    """~50 s of the TEST half: 14 commands among 28 real negative words at 10 dB SNR."""
+def small_stream_clips(halves) -> list[Clip]:
+    """14 commands and 28 real negative words of the TEST half (a seeded choice)."""
     clips, _ = halves
     rng = np.random.default_rng(0)
     test = clips["test"]
     commands = [test.commands[i] for i in rng.choice(len(test.commands), 14, replace=False)]
     negatives = [test.real[i] for i in rng.choice(len(test.real), 28, replace=False)]
-    return build_stream(commands + negatives, noise, sample_rate=RATE, seed=3, snr_db=10.0)
+    return commands + negatives
+
+
+@pytest.fixture(scope="module")
+def small_stream(halves, noise):
+    """~50 s of the TEST half: 14 commands among 28 real negative words at 10 dB SNR."""
+    return build_stream(small_stream_clips(halves), noise, sample_rate=RATE, seed=3, snr_db=10.0)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +217,35 @@ def test_sweep_is_monotone_in_the_threshold(recognizer, small_stream, small_post
     false = [r["false_accepts_on_speech"] + r["wrong_label"] for r in rows]
     assert hits == sorted(hits, reverse=True) and false == sorted(false, reverse=True)
     assert hits[0] > hits[-1] and rows[2]["hits"] >= 7  # the model finds most of these commands at 0.5
+
+
+def test_pooled_sweeps_sum_the_counts_and_recompute_the_rate(recognizer, halves, noise, small_stream, small_posteriors):
+    """Two streams of the same clips in other orders (another seed) pooled: counts and seconds of other speech
+    summed at each threshold, false accepts per hour from the sums (between the two streams' rates)."""
+    audio, events = small_stream
+    thresholds = [0.3, 0.5, 0.8]
+    first = detection.sweep(small_posteriors.times, small_posteriors.probabilities, recognizer.labels, events,
+                            len(audio) / RATE, SmoothingConfig(), thresholds)
+    other_audio, other_events = build_stream(small_stream_clips(halves), noise, sample_rate=RATE, seed=4, snr_db=10.0)
+    post = detection.stream_posteriors(recognizer, other_audio, 0.1, SmoothingConfig())
+    second = detection.sweep(post.times, post.probabilities, recognizer.labels, other_events, len(other_audio) / RATE,
+                             SmoothingConfig(), thresholds)
+    pooled = detection.pool_sweeps([first, second])
+    assert [r["threshold"] for r in pooled] == thresholds
+    for a, b, p in zip(first, second, pooled):
+        assert a["commands"] == b["commands"] == 14 and p["commands"] == 28
+        for key in ("hits", "false_accepts_on_speech", "wrong_label", "repeats"):
+            assert p[key] == a[key] + b[key]
+        assert p["other_seconds"] == pytest.approx(a["other_seconds"] + b["other_seconds"], abs=0.02)
+        assert p["false_accepts_per_hour"] == pytest.approx(p["false_accepts_on_speech"] / (p["other_seconds"] / 3600), abs=0.01)
+        low, high = sorted((a["false_accepts_per_hour"], b["false_accepts_per_hour"]))
+        assert low - 0.01 <= p["false_accepts_per_hour"] <= high + 0.01
+        assert p["miss_rate"] == pytest.approx(1 - p["hits"] / 28, abs=1e-4)
+    assert pooled[0]["false_accepts_on_speech"] > pooled[-1]["false_accepts_on_speech"]  # the threshold matters here
+    with pytest.raises(ValueError, match="thresholds"):
+        detection.pool_sweeps([first, second[:2]])
+    with pytest.raises(ValueError, match="thresholds"):
+        detection.pool_sweeps([first, [{**r, "threshold": r["threshold"] + 0.01} for r in second]])
 
 
 # ------------------------------------------------------------------------------------------ command line

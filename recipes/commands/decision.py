@@ -6,7 +6,9 @@ the model) are replayed through :class:`~speech.streaming.RecognizeCommands` for
 minimum count asked for, swept over the benchmark's thresholds. ``A+B`` as a model averages the posteriors
 of A and B hop by hop first (an ensemble; every model sees the same hops). Each row: the best hit rate
 within each false-accept budget, and the balanced point (most hits - false accepts - wrong labels, the rule
-of ``calibrate_stream.py``). TEST is not read.
+of ``calibrate_stream.py``). TEST is not read. ``--stream-seeds 0 1 2 3 4``: the same DEV clips in five
+orders with other noise, pooled: five times the hours of other speech, so one false accept weighs a fifth
+as much at the low-false-accept end (the words are the same, so it averages out context, not speakers).
 
     python recipes/commands/decision.py --cache data/detection/cache_r4 --average-window-ms 500 1000 \
         commands A/model.pt A/model.pt+B/model.pt
@@ -20,9 +22,11 @@ from pathlib import Path
 BUDGETS = (2, 10, 30, 100)
 
 
-def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=print, half: str = "dev"):
+def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=print, half: str = "dev",
+                   stream_seed: int = 0):
     """``(recognizer, DEV real stream, Posteriors)`` of one model, as ``speech bench detection`` computes them
-    (``streams``: the stream of each sample rate, built once; ``half="test"``: the TEST one)."""
+    (``streams``: the stream of each sample rate and seed, built once; ``half="test"``: the TEST one;
+    ``stream_seed``: the benchmark's ``--seed``, another order and noise of the same clips)."""
     from speech.bench.detection import audio_key, posteriors_cached, stream_posteriors
     from speech.bench.detection_data import benchmark_streams, load_inputs
     from speech.bench.streaming import default_noise_dir
@@ -34,10 +38,12 @@ def dev_posteriors(model: str, data: str, cache: str | None, streams: dict, say=
     recognizer = load_recognizer(model, "cpu", batch_size=64, engine="auto", threads=1)
     model_key = hashlib.sha256(Path(resolve_model_path(model)).read_bytes()).hexdigest()
     rate = recognizer.sample_rate
-    if rate not in streams:
-        noise, clips, _ = load_inputs(recognizer, data, default_noise_dir(), None, lambda line: None)
-        streams[rate] = next(benchmark_streams(clips, noise, rate, halves=[half]))
-    stream = streams[rate]
+    if (rate, stream_seed) not in streams:
+        if rate not in streams:
+            streams[rate] = load_inputs(recognizer, data, default_noise_dir(), None, lambda line: None)
+        noise, clips, _ = streams[rate]
+        streams[rate, stream_seed] = next(benchmark_streams(clips, noise, rate, halves=[half], seed=stream_seed))
+    stream = streams[rate, stream_seed]
     key = audio_key(model_key, recognizer.engine, 0.1, recognizer.window_seconds, f"gate{DEFAULT_GATE_DB:g}", stream.audio)
     post, cached = posteriors_cached(cache, key, lambda: stream_posteriors(
         recognizer, stream.audio, 0.1, SmoothingConfig(), 50.0, DEFAULT_GATE_DB))
@@ -63,6 +69,10 @@ def main() -> None:
     parser.add_argument("--average-window-ms", type=float, nargs="+", default=[500.0])
     parser.add_argument("--minimum-count", type=int, nargs="+", default=[3])
     parser.add_argument("--suppression-ms", type=float, default=1000.0)
+    parser.add_argument("--stream-seeds", type=int, nargs="+", default=[0],
+                        help="the benchmark's --seed of each DEV stream (the same clips in another order, with "
+                             "other noise); several are pooled (hits and false accepts summed at each threshold)")
+    parser.add_argument("--per-seed", action="store_true", help="also print each stream seed's row")
     parser.add_argument("--mean", choices=("arithmetic", "geometric"), default="arithmetic",
                         help="how several models' posteriors are averaged (default: arithmetic)")
     args = parser.parse_args()
@@ -70,7 +80,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from speech.bench.detection import sweep
+    from speech.bench.detection import pool_sweeps, sweep
     from speech.bench.detection_data import DEFAULT_THRESHOLDS
     from speech.streaming import SmoothingConfig
 
@@ -78,16 +88,14 @@ def main() -> None:
     known: dict = {}
     streams: dict = {}
 
-    def posteriors(model: str):
-        if model not in known:
-            known[model] = dev_posteriors(model, args.data, args.cache, streams, say=lambda line: None)
-        return known[model]
+    def posteriors(model: str, seed: int):
+        if (model, seed) not in known:
+            known[model, seed] = dev_posteriors(model, args.data, args.cache, streams, say=lambda line: None,
+                                                stream_seed=seed)
+        return known[model, seed]
 
-    print("| models | averaging ms | minimum count | balanced: t, hits, FA/h, wrong | "
-          + " | ".join(f"<= {b} FA/h" for b in BUDGETS) + " |")
-    print("|---|---:|---:|---|" + "---:|" * len(BUDGETS))
-    for spec in args.models:
-        got = [posteriors(m) for m in spec.split("+")]
+    def seed_rows(spec: str, seed: int, smoothing) -> tuple[list[dict], float, int]:
+        got = [posteriors(m, seed) for m in spec.split("+")]
         recognizer, stream, first = got[0]
         for r, _, p in got[1:]:
             if list(r.labels) != list(recognizer.labels) or not np.array_equal(p.times, first.times):
@@ -100,15 +108,38 @@ def main() -> None:
         else:
             probs = stack.mean(axis=0)
         seconds = len(stream.audio) / recognizer.sample_rate
+        return sweep(first.times, probs, recognizer.labels, stream.events, seconds, smoothing, DEFAULT_THRESHOLDS), \
+            seconds, len(stream.events)
+
+    def row(spec: str, window: float, count: int, rows: list[dict]) -> str:
+        s = summarize(rows)
+        b = s["balanced"]
+        cells = [f"{100 * s[k]['hits'] / s[k]['commands']:.1f} % ({s[k]['threshold']:g})" if s[k] else "-" for k in BUDGETS]
+        return (f"| {spec} | {window:g} | {count} | {b['threshold']:g}: {100 * b['hits'] / b['commands']:.1f} %, "
+                f"{b['false_accepts_per_hour']:.1f}, {b['wrong_label']} | " + " | ".join(cells) + " |")
+
+    print("| models | averaging ms | minimum count | balanced: t, hits, FA/h, wrong | "
+          + " | ".join(f"<= {b} FA/h" for b in BUDGETS) + " |")
+    print("|---|---:|---:|---|" + "---:|" * len(BUDGETS))
+    total_seconds, words = 0.0, 0
+    for spec in args.models:
         for window in args.average_window_ms:
             for count in args.minimum_count:
                 smoothing = SmoothingConfig(window, 0.5, args.suppression_ms, count)
-                s = summarize(sweep(first.times, probs, recognizer.labels, stream.events, seconds, smoothing, DEFAULT_THRESHOLDS))
-                b = s["balanced"]
-                cells = [f"{100 * s[k]['hits'] / s[k]['commands']:.1f} % ({s[k]['threshold']:g})" if s[k] else "-" for k in BUDGETS]
-                print(f"| {spec} | {window:g} | {count} | {b['threshold']:g}: {100 * b['hits'] / b['commands']:.1f} %, "
-                      f"{b['false_accepts_per_hour']:.1f}, {b['wrong_label']} | " + " | ".join(cells) + " |", flush=True)
-    print(f"\nDEV real-speech stream: {seconds / 60:.1f} min, {len(stream.events)} words")
+                per_seed = []
+                total_seconds, words = 0.0, 0
+                for seed in args.stream_seeds:
+                    rows, seconds, n = seed_rows(spec, seed, smoothing)
+                    per_seed.append(rows)
+                    total_seconds += seconds
+                    words += n
+                    if args.per_seed and len(args.stream_seeds) > 1:
+                        print(row(f"{spec} (stream seed {seed})", window, count, rows), flush=True)
+                print(row(spec if len(per_seed) == 1 else f"{spec} (seeds {' '.join(map(str, args.stream_seeds))} pooled)",
+                          window, count, pool_sweeps(per_seed)), flush=True)
+    print(f"\nDEV real-speech stream: {total_seconds / 60:.1f} min, {words} words"
+          + (f" ({len(args.stream_seeds)} stream seeds pooled)" if len(args.stream_seeds) > 1 else ""))
+
 
 if __name__ == "__main__":
     main()

@@ -220,6 +220,31 @@ def sweep(times: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], e
     return rows
 
 
+POOLED_COUNTS = ("commands", "hits", "false_accepts_on_speech", "wrong_label", "repeats", "other_seconds")
+
+
+def pool_sweeps(sweeps: Sequence[Sequence[dict]]) -> list[dict]:
+    """Several streams' sweeps (rows of :func:`sweep` or of a report's ``"sweep"``, the same thresholds in
+    the same order) as one stream's: the counts and the seconds of other speech summed at each threshold,
+    the miss rate and false accepts per hour recomputed from the sums (not averaged), so a longer pooled
+    stream weighs each false accept less. Latencies and sources are not pooled."""
+    if not sweeps:
+        raise ValueError("no sweeps to pool")
+    if len({len(s) for s in sweeps}) != 1:
+        raise ValueError("the sweeps differ in their number of thresholds")
+    out = []
+    for rows in zip(*sweeps):
+        if len({r["threshold"] for r in rows}) != 1:
+            raise ValueError(f"the sweeps differ in thresholds: {sorted({r['threshold'] for r in rows})}")
+        total = {k: sum(r[k] for r in rows) for k in POOLED_COUNTS}
+        total["other_seconds"] = round(total["other_seconds"], 2)
+        n, other = total["commands"], total["other_seconds"]
+        out.append({"threshold": rows[0]["threshold"], **total,
+                    "miss_rate": round(1 - total["hits"] / n, 4) if n else None,
+                    "false_accepts_per_hour": round(total["false_accepts_on_speech"] / (other / 3600), 2) if other else None})
+    return out
+
+
 # ------------------------------------------------------------------------------------------ the benchmark
 def audio_key(*parts) -> str:
     """A short digest of the parts (arrays by their bytes) for cache file names."""
