@@ -34,9 +34,9 @@ def dev_report(tmp_path_factory, shared_data):
     return model, folder
 
 
-def bench(capsys, model: Path, folder: Path, name: str, halves: str = "dev", seed: int = 2) -> dict:
+def bench(capsys, model: Path, folder: Path, name: str, halves: str = "dev", seed: int | list[int] = 2) -> dict:
     rc, _, err = run_speech(capsys, "bench", "detection", "--model", model, "--engine", "torch", "--minutes", 1,
-                            "--seed", seed, "--halves", halves, "--thresholds", 0.5, 0.7, 0.9, 0.99,
+                            "--seed", *([seed] if isinstance(seed, int) else seed), "--halves", halves, "--thresholds", 0.5, 0.7, 0.9, 0.99,
                             "--cache", folder / "cache", "--out", folder / name)
     assert rc == 0, err
     return json.loads((folder / name).read_text())
@@ -101,6 +101,7 @@ def test_several_dev_seeds_are_pooled_and_a_repeated_seed_is_refused(capsys, dev
     are refused with one line and leave the model file alone."""
     model, folder = dev_report
     reports = [bench(capsys, model, folder, f"pool{seed}.json", seed=seed) for seed in (3, 4)]
+    bench(capsys, model, folder, "pooled.json", seed=[3, 4])  # the same two runs in one report (from the cache)
     sweeps = [r["streams"][0]["sweep"] for r in reports]
     assert [r["threshold"] for r in sweeps[0]] == [r["threshold"] for r in sweeps[1]]
     score = {a["threshold"]: sum(r["hits"] - r["false_accepts_on_speech"] - r["wrong_label"] for r in (a, b))
@@ -117,8 +118,13 @@ def test_several_dev_seeds_are_pooled_and_a_repeated_seed_is_refused(capsys, dev
     assert point["commands"] == rows[0]["commands"] + rows[1]["commands"]
     assert point["other_speech_minutes"] == pytest.approx(sum(r["other_seconds"] for r in rows) / 60, abs=0.06)
     assert point["stream_seeds"] == [3, 4] and "seeds 3 4 pooled" in point["measured_on"]
+    proc = calibrate(model, folder / "pooled.json", None)  # one report of --seed 3 4: the same point
+    assert proc.returncode == 0, proc.stderr
+    assert speech.load(str(model), engine="torch").operating_point == point
 
     before = model.read_bytes()
+    proc = calibrate(model, [folder / "pooled.json", folder / "pool4.json"], None)
+    assert proc.returncode != 0 and "same --seed (4)" in proc.stderr and "Traceback" not in proc.stderr
     proc = calibrate(model, [folder / "pool3.json", folder / "pool3.json"], None)
     assert proc.returncode != 0 and "same --seed" in proc.stderr and "Traceback" not in proc.stderr
     other = json.loads((folder / "pool4.json").read_text())

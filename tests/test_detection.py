@@ -241,7 +241,20 @@ def test_pooled_sweeps_sum_the_counts_and_recompute_the_rate(recognizer, halves,
         low, high = sorted((a["false_accepts_per_hour"], b["false_accepts_per_hour"]))
         assert low - 0.01 <= p["false_accepts_per_hour"] <= high + 0.01
         assert p["miss_rate"] == pytest.approx(1 - p["hits"] / 28, abs=1e-4)
+        assert p["latencies"] == a["latencies"] + b["latencies"] and len(p["latencies"]) == p["hits"]
+        for name, source in p["by_source"].items():  # the sources summed, their rates recomputed
+            parts = [r["by_source"].get(name, {"words": 0, "false_accepts": 0}) for r in (a, b)]
+            assert source["words"] == sum(x["words"] for x in parts) and source["false_accepts"] == sum(x["false_accepts"] for x in parts)
+        assert sum(x["false_accepts"] for x in p["by_source"].values()) == p["false_accepts_on_speech"]
     assert pooled[0]["false_accepts_on_speech"] > pooled[-1]["false_accepts_on_speech"]  # the threshold matters here
+    # hits within a budget: the row with the most hits among those within it; none where no row is
+    loose, tight, none = detection.within_budgets(pooled, [1e9, pooled[-1]["false_accepts_per_hour"], -1])
+    most = max(r["hits"] for r in pooled)
+    assert loose["hits"] == most and loose["hit_rate"] == round(most / 28, 4)
+    assert loose["false_accepts_per_hour"] == min(r["false_accepts_per_hour"] for r in pooled if r["hits"] == most)
+    ok = [r for r in pooled if r["false_accepts_per_hour"] <= tight["budget"]]
+    assert tight["false_accepts_per_hour"] <= tight["budget"] and tight["hits"] == max(r["hits"] for r in ok)
+    assert none["threshold"] is None and none["hit_rate"] is None and none["hits"] == 0
     with pytest.raises(ValueError, match="thresholds"):
         detection.pool_sweeps([first, second[:2]])
     with pytest.raises(ValueError, match="thresholds"):
@@ -273,3 +286,56 @@ def test_detection_benchmark_command_line_smoke(tmp_path, capsys, shared_data, r
     assert again["streams"][0]["cached"] and again["streams"][0]["sweep"] == stream["sweep"]
     rc, _, err = run_speech(capsys, "bench", "detection", "--thresholds", 1.5)
     assert rc == 2 and "--thresholds" in err
+
+
+def test_several_seeds_make_one_pooled_report(tmp_path, capsys, shared_data, recognizer):
+    """``--seed 2 3``: the stream built twice (the same clips, other orders and noise), one report whose counts
+    are the sums of the two runs, each run's counts kept; seed 2's equal a run with --seed 2 alone (its
+    posteriors from the cache the first run left); a seed given twice is refused in one line."""
+    common = ["bench", "detection", "--engine", "torch", "--minutes", 1, "--halves", "test", "--thresholds", 0.5, 0.9,
+              "--cache", tmp_path / "cache"]
+    rc, out, err = run_speech(capsys, *common, "--seed", 2, 3, "--out", tmp_path / "pooled.json", "--plot", tmp_path / "p.png")
+    assert rc == 0, err
+    assert "stream seeds 2 3, pooled" in out and "| TEST, real speech (2 seeds pooled) |" in out and "| - seed 3 |" in out
+    report = json.loads((tmp_path / "pooled.json").read_text())
+    (stream,) = report["streams"]
+    assert report["config"]["seed"] == [2, 3] and [s["seed"] for s in stream["seeds"]] == [2, 3]
+    assert stream["operating_point"]["commands"] == sum(s["sweep"][0]["commands"] for s in stream["seeds"]) > 10
+    assert report["compute"]["audio_seconds"] == pytest.approx(stream["seconds"], abs=0.2) == sum(s["seconds"] for s in stream["seeds"])
+    for i, row in enumerate(stream["sweep"]):
+        for key in ("hits", "false_accepts_on_speech", "wrong_label", "commands"):
+            assert row[key] == sum(s["sweep"][i][key] for s in stream["seeds"])
+    assert [b["budget"] for b in stream["budgets"]] == list(detection.BUDGETS)
+    rc, out, err = run_speech(capsys, *common, "--seed", 2, "--out", tmp_path / "one.json")
+    assert rc == 0, err
+    (one,) = json.loads((tmp_path / "one.json").read_text())["streams"]
+    assert one["cached"] and "seeds" not in one and "pooled" not in out
+    keys = ("threshold", "hits", "false_accepts_on_speech", "wrong_label", "other_seconds")
+    assert [{k: r[k] for k in keys} for r in one["sweep"]] == [{k: r[k] for k in keys} for r in stream["seeds"][0]["sweep"]]
+    assert one["budgets"] == stream["seeds"][0]["budgets"]
+    rc, _, err = run_speech(capsys, *common, "--seed", 2, 2)
+    assert rc == 2 and "distinct seeds" in err and len(err.strip().splitlines()) == 1
+
+
+def test_holding_rule_of_the_recipe_is_the_live_rule_at_one_hop(recognizer, small_stream, small_posteriors):
+    """recipes/commands/hold_hops.py (an experiment, not shipped): with a hold of one hop it decides exactly as
+    the live smoother; with three, each detection comes at least two hops after one of the live rule's."""
+    import sys
+
+    from conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "recipes" / "commands"))
+    from hold_hops import HoldingRecognizer
+
+    post = small_posteriors
+
+    def fired(hold: int) -> list[tuple[float, str]]:
+        rule = HoldingRecognizer(recognizer.labels, SmoothingConfig(), hold)
+        return [(float(t), d[0]) for t, p in zip(post.times, post.probabilities) if (d := rule.process(float(t), p))]
+
+    live = [(float(d.time), d.label) for d in post.detections]
+    assert fired(1) == live
+    held = fired(3)
+    assert held and len(held) <= len(live)
+    for t, label in held:
+        assert any(label == x and 0.19 <= t - s <= 1.0 for s, x in live), (t, label)

@@ -14,14 +14,17 @@ threshold is given. Two rules:
     python recipes/commands/calibrate_stream.py --model runs/commands/commands/model.pt --report dev.json \
         [--far-per-hour 2]
 
-Several ``--report`` files, each a DEV run with another ``--seed`` (the same clips in another order, with
-other noise) and the same model and settings, are pooled: hits, false accepts and seconds of other speech
-summed at each threshold, so the point is chosen on several times the hours of other speech (recipe
-README, "A longer DEV: stream seeds pooled": one 30-minute stream's order moves the hits at <= 2 false
-accepts per hour by 23 points).
+A DEV run with several ``--seed`` values (the same clips in other orders, with other noise), or several
+``--report`` files, each a DEV run with another ``--seed`` and the same model and settings, are pooled:
+hits, false accepts and seconds of other speech summed at each threshold, so the point is chosen on
+several times the hours of other speech (recipe README, "A longer DEV: stream seeds pooled": one
+30-minute stream's order moves the hits at <= 2 false accepts per hour by 23 points).
 
-    for s in 0 1 2 3 4; do speech bench detection --model M --halves dev --seed $s --out dev$s.json; done
-    python recipes/commands/calibrate_stream.py --model M --report dev0.json dev1.json dev2.json dev3.json dev4.json
+    speech bench detection --model M --halves dev --seed 0 1 2 3 4 --out dev.json   # one report, pooled
+    python recipes/commands/calibrate_stream.py --model M --report dev.json
+
+or, run by run: ``for s in 0 1 2 3 4; do speech bench detection ... --seed $s --out dev$s.json; done`` and
+``--report dev0.json ... dev4.json`` (the same sums).
 
 Only the DEV half is read (the report must hold no TEST row): TEST stays the final, unseen measurement.
 """
@@ -76,10 +79,17 @@ def pooled_dev_sweep(paths: list[str]) -> tuple[list[dict], list[dict]]:
         differ = [k for k in SAME_SETTINGS if config.get(k) != first.get(k)]
         if differ:
             raise ValueError(f"{path}: other settings than {paths[0]} ({', '.join(differ)}); pool only runs that differ in --seed")
-        if config["seed"] in seen:
-            raise ValueError(f"{path}: the same --seed ({config['seed']}) as {seen[config['seed']]}: the same stream twice")
-        seen[config["seed"]] = path
+        for seed in report_seeds(report):
+            if seed in seen:
+                raise ValueError(f"{path}: the same --seed ({seed}) as {seen[seed]}: the same stream twice")
+            seen[seed] = path
     return reports, pool_sweeps([r["streams"][0]["sweep"] for r in reports])
+
+
+def report_seeds(report: dict) -> list[int]:
+    """The stream seeds of a report: one, or the list of a pooled run (``--seed 0 1 2 3 4``)."""
+    seed = report["config"]["seed"]
+    return list(seed) if isinstance(seed, list) else [seed]
 
 
 def main() -> None:
@@ -105,7 +115,7 @@ def main() -> None:
         row, met = choose(sweep, args.far_per_hour)
         rule = f"lowest threshold at <= {args.far_per_hour:g} false accepts per hour"
     config, stream = reports[0]["config"], reports[0]["streams"][0]
-    seeds = [r["config"]["seed"] for r in reports]
+    seeds = [seed for r in reports for seed in report_seeds(r)]
     point = {
         "threshold": float(row["threshold"]),
         "kind": "live stream (averaged posterior)",

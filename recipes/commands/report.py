@@ -12,23 +12,21 @@ import sys
 from pathlib import Path
 
 COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
-BUDGETS = (2, 10, 30, 100)  # false accepts per hour of other speech
+from speech.bench.detection_score import BUDGETS, within_budgets  # budgets: false accepts per hour of other speech
 
 
 def det_row(path: str) -> str:
     """One markdown row per real-speech stream of a `speech bench detection` report: the hit rate at the
-    operating point, and the best hit rate of the sweep within each false-accept budget."""
+    operating point, and the best hit rate of the sweep within each false-accept budget
+    (:func:`speech.bench.detection_score.within_budgets`; a pooled report's rows are its pooled sums)."""
     report = json.loads(Path(path).read_text())
     rows = []
     for stream in report["streams"]:
         if stream["negatives"] != "real":
             continue
         op = stream["operating_point"]
-        cells = []
-        for budget in BUDGETS:
-            ok = [r for r in stream["sweep"] if r["false_accepts_per_hour"] <= budget]
-            best = max(ok, key=lambda r: r["hits"], default=None)
-            cells.append(f"{100 * best['hits'] / best['commands']:.1f} % (t={best['threshold']:g})" if best else "-")
+        cells = [f"{100 * b['hits'] / b['commands']:.1f} % (t={b['threshold']:g})" if b["threshold"] is not None else "-"
+                 for b in within_budgets(stream["sweep"], BUDGETS)]
         rows.append(f"| {path} | {stream['stream']} | {100 * op['hits'] / op['commands']:.1f} % / "
                     f"{op['false_accepts_per_hour']:.1f} (t={op['threshold']:g}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -25,14 +25,15 @@ A CTC model (``--model commands-ctc``) is scored by :mod:`speech.bench.detection
 streams: its live path (voice-activity gate, grammar, rejection of out-of-grammar speech) with a sweep of
 the rejection.
 
-``detection_benchmark`` returns the report; :mod:`speech.bench.detection_report` writes its markdown
+Scoring (hits, false accepts, pooling several seeds' streams, hits within budgets) is
+:mod:`speech.bench.detection_score`; ``detection_benchmark`` returns the report;
+:mod:`speech.bench.detection_report` writes its markdown
 (``detection_tables``) and PNG (``det_plot``). numpy, torch, matplotlib and :mod:`speech.streaming` are
 imported inside the functions, so ``speech bench --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
-import bisect
 import hashlib
 import os
 import sys
@@ -46,6 +47,9 @@ from speech.bench.detection_data import (
     DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, BenchStream, benchmark_streams, load_inputs, make_synth_negatives,
 )
 from speech.bench.detection_report import det_plot, detection_tables
+from speech.bench.detection_score import (  # noqa: F401 (score_stream, pool_sweeps: part of this module's interface)
+    BUDGETS, POOLED_COUNTS, latency_summary, pool_sweeps, score_stream, within_budgets,
+)
 from speech.bench.streaming import default_noise_dir, error, feed_fast, write_report
 
 if TYPE_CHECKING:
@@ -143,70 +147,7 @@ def posteriors_cached(cache: str | os.PathLike | None, key: str, compute: Callab
     return result, False
 
 
-# ------------------------------------------------------------------------------------------ scoring
-def score_stream(detections: Sequence, events: Sequence[StreamEvent], seconds: float, tolerance: float = 1.0) -> dict:
-    """Score the detections (anything with ``.time`` and ``.label``) of a stream against its events.
-
-    - hit: the first command not yet hit with the detection's label whose spoken part, extended by
-      ``tolerance`` s after its end, holds the detection time; latency = detection time - the word's end.
-    - every other detection belongs to the last word that started before it: on a command it is a
-      ``wrong_label`` (or a ``repeat`` of the command's own label); on other speech (or on the noise
-      before the first word, source ``noise``) it is a false accept on other speech.
-    - ``other_seconds``: the time from the start of each non-command word to the start of the next word
-      (plus the noise before the first word): the hours of non-command speech false accepts are counted
-      per. ``by_source``: words, seconds and false accepts of each source of other speech.
-    """
-    commands = [i for i, e in enumerate(events) if e.is_command]
-    starts = [e.start for e in events]
-    matched: set[int] = set()
-    hits, wrong, repeats, latencies = 0, 0, 0, []
-    by_source: dict[str, dict] = {}
-
-    def source(name: str) -> dict:
-        return by_source.setdefault(name, {"words": 0, "seconds": 0.0, "false_accepts": 0})
-
-    for i, e in enumerate(events):
-        if not e.is_command:
-            nxt = starts[i + 1] if i + 1 < len(events) else seconds
-            s = source(e.source)
-            s["words"] += 1
-            s["seconds"] += nxt - e.start
-    if events and starts[0] > 0:
-        source("noise")["seconds"] += starts[0]
-    elif not events:
-        source("noise")["seconds"] += seconds
-    for d in sorted(detections, key=lambda d: d.time):
-        for i in commands:
-            e = events[i]
-            if i not in matched and e.word == d.label and e.start <= d.time <= e.end + tolerance:
-                matched.add(i)
-                hits += 1
-                latencies.append(d.time - e.end)
-                break
-        else:
-            k = bisect.bisect_right(starts, d.time) - 1
-            if k >= 0 and events[k].is_command:
-                if events[k].word == d.label:
-                    repeats += 1
-                else:
-                    wrong += 1
-            else:
-                source("noise" if k < 0 else events[k].source)["false_accepts"] += 1
-    other_seconds = sum(s["seconds"] for s in by_source.values())
-    on_speech = sum(s["false_accepts"] for s in by_source.values())
-    for s in by_source.values():
-        s["seconds"] = round(s["seconds"], 2)
-        s["false_accepts_per_hour"] = round(s["false_accepts"] / (s["seconds"] / 3600), 1) if s["seconds"] else None
-    n = len(commands)
-    return {
-        "commands": n, "hits": hits, "miss_rate": round(1 - hits / n, 4) if n else None,
-        "false_accepts_on_speech": on_speech, "other_seconds": round(other_seconds, 2),
-        "false_accepts_per_hour": round(on_speech / (other_seconds / 3600), 2) if other_seconds else None,
-        "wrong_label": wrong, "repeats": repeats, "latencies": [round(x, 3) for x in latencies],
-        "by_source": dict(sorted(by_source.items())),
-    }
-
-
+# ------------------------------------------------------------------------------------------ the sweep
 def sweep(times: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], events: Sequence[StreamEvent],
           seconds: float, smoothing: SmoothingConfig, thresholds: Sequence[float], tolerance: float = 1.0) -> list[dict]:
     """:func:`score_stream` of :func:`replay` for each threshold (the other smoothing settings as given),
@@ -220,31 +161,6 @@ def sweep(times: np.ndarray, probabilities: np.ndarray, labels: Sequence[str], e
     return rows
 
 
-POOLED_COUNTS = ("commands", "hits", "false_accepts_on_speech", "wrong_label", "repeats", "other_seconds")
-
-
-def pool_sweeps(sweeps: Sequence[Sequence[dict]]) -> list[dict]:
-    """Several streams' sweeps (rows of :func:`sweep` or of a report's ``"sweep"``, the same thresholds in
-    the same order) as one stream's: the counts and the seconds of other speech summed at each threshold,
-    the miss rate and false accepts per hour recomputed from the sums (not averaged), so a longer pooled
-    stream weighs each false accept less. Latencies and sources are not pooled."""
-    if not sweeps:
-        raise ValueError("no sweeps to pool")
-    if len({len(s) for s in sweeps}) != 1:
-        raise ValueError("the sweeps differ in their number of thresholds")
-    out = []
-    for rows in zip(*sweeps):
-        if len({r["threshold"] for r in rows}) != 1:
-            raise ValueError(f"the sweeps differ in thresholds: {sorted({r['threshold'] for r in rows})}")
-        total = {k: sum(r[k] for r in rows) for k in POOLED_COUNTS}
-        total["other_seconds"] = round(total["other_seconds"], 2)
-        n, other = total["commands"], total["other_seconds"]
-        out.append({"threshold": rows[0]["threshold"], **total,
-                    "miss_rate": round(1 - total["hits"] / n, 4) if n else None,
-                    "false_accepts_per_hour": round(total["false_accepts_on_speech"] / (other / 3600), 2) if other else None})
-    return out
-
-
 # ------------------------------------------------------------------------------------------ the benchmark
 def audio_key(*parts) -> str:
     """A short digest of the parts (arrays by their bytes) for cache file names."""
@@ -254,38 +170,45 @@ def audio_key(*parts) -> str:
     return digest.hexdigest()[:20]
 
 
-def latency_summary(latencies: Sequence[float]) -> dict:
-    import numpy as np
-
-    if not latencies:
-        return {"latency_median_s": None, "latency_p90_s": None}
-    lat = np.asarray(latencies)
-    return {"latency_median_s": round(float(np.median(lat)), 3), "latency_p90_s": round(float(np.percentile(lat, 90)), 3)}
-
-
-def stream_report(stream: BenchStream, rows: list[dict], point: dict, cached: bool, rate: int) -> dict:
-    """The report of one stream: its description, the scores at the operating point (``point``, one of
-    ``rows``) with the false accepts by source, and the sweep (``rows``) with latencies summarized."""
-    return {
-        "stream": stream.name, "half": stream.half, "negatives": stream.kind, "seconds": round(len(stream.audio) / rate, 1),
-        "words": len(stream.events), "negative_words": sum(not e.is_command for e in stream.events),
-        "speakers": stream.speakers, "cached": cached,
+def stream_report(runs: Sequence[tuple[int, BenchStream, list[dict], bool]], threshold: float, rate: int) -> dict:
+    """The report of one stream, or of the same stream built with several seeds (``runs``: ``(seed, stream,
+    rows of its sweep, cached)``; several: pooled by :func:`pool_sweeps`, each seed's counts kept under
+    ``"seeds"``): its description, the scores at the operating point (``threshold``, one of the rows) with
+    the false accepts by source, the sweep with latencies summarized, and the best hits within each budget
+    (:func:`within_budgets`)."""
+    stream = runs[0][1]
+    rows = runs[0][2] if len(runs) == 1 else pool_sweeps([r[2] for r in runs])
+    point = next(r for r in rows if r["threshold"] == threshold)
+    report = {
+        "stream": stream.name, "half": stream.half, "negatives": stream.kind,
+        "seconds": round(sum(len(r[1].audio) for r in runs) / rate, 1),
+        "words": sum(len(r[1].events) for r in runs), "negative_words": sum(not e.is_command for r in runs for e in r[1].events),
+        "speakers": stream.speakers, "cached": all(r[3] for r in runs),
         "operating_point": {**{k: v for k, v in point.items() if k != "latencies"}, **latency_summary(point["latencies"])},
         "sweep": [{k: v for k, v in r.items() if k not in ("latencies", "by_source")} | latency_summary(r["latencies"]) for r in rows],
+        "budgets": within_budgets(rows),
     }
+    if len(runs) > 1:
+        keep = POOLED_COUNTS + ("threshold", "miss_rate", "false_accepts_per_hour")
+        report["seeds"] = [{"seed": seed, "seconds": round(len(s.audio) / rate, 1), "budgets": within_budgets(r),
+                            "sweep": [{k: v for k, v in row.items() if k in keep} for row in r]} for seed, s, r, _ in runs]
+    return report
 
 
 def detection_benchmark(
     recognizer, shared: str | os.PathLike, noise_dir: str | os.PathLike, *, synth_dir: str | os.PathLike | None = None,
     halves: Sequence[str] = HALVES, snr_db: float = 10.0, minutes: float | None = None, hop_seconds: float = 0.1,
     smoothing: SmoothingConfig | None = None, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, block_ms: float = 50.0,
-    seed: int = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
+    seed: int | Sequence[int] = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
     model_key: str = "", progress: Callable[[str], None] | None = None, gate_db: float | None = None,
 ) -> dict:
     """Build the streams of each half (:func:`benchmark_streams`: real negatives; synthesized ones when
     ``synth_dir`` holds a ``synth.jsonl``), run the model once over each, sweep the threshold and return
     the report: ``{"streams": [...], "speakers": {...}, "config": {...}, "compute": {...}, "notes": [...]}``.
-    ``model_key`` names the model in cache keys (e.g. a digest of its file). CTC models:
+    ``model_key`` names the model in cache keys (e.g. a digest of its file). Several seeds: each stream is
+    built once per seed (the same clips in other orders, with other noise and gaps) and the runs of a stream
+    are pooled (:func:`stream_report`), five 30-minute DEV streams weighing a false accept a fifth as much
+    as one (they share their clips, so pooling narrows the stream's noise, not the speakers'). CTC models:
     :func:`speech.bench.detection_ctc.ctc_detection_benchmark`.
     """
     import torch
@@ -300,22 +223,28 @@ def detection_benchmark(
     rate = recognizer.sample_rate
     noise, clips, split = load_inputs(recognizer, shared, noise_dir, synth_dir, notes.append)
 
-    streams, compute, calls, wall, audio_seconds, checks, hops = [], 0.0, 0, 0.0, 0.0, [], 0
-    for stream in benchmark_streams(clips, noise, rate, halves=halves, snr_db=snr_db, minutes=minutes, seed=seed,
-                                    noise_rms=noise_rms, progress=progress):
-        audio, events = stream.audio, stream.events
-        seconds = len(audio) / rate
-        key = audio_key(model_key, getattr(recognizer, "engine", ""), hop_seconds, recognizer.window_seconds,
-                        *([] if gate_db is None else [f"gate{gate_db:g}"]), audio)
-        post, cached = posteriors_cached(
-            cache, key, lambda: stream_posteriors(recognizer, audio, hop_seconds, smoothing, block_ms, gate_db))
-        rows = sweep(post.times, post.probabilities, recognizer.labels, events, seconds, smoothing, thresholds, tolerance)
-        point = next(r for r in rows if r["threshold"] == float(smoothing.detection_threshold))
-        if post.detections is not None:  # the replayed smoothing equals the run itself at its own settings
-            checks.append(post.detections == replay(post.times, post.probabilities, recognizer.labels, smoothing))
-            compute, calls, wall = compute + post.compute_seconds, calls + post.model_calls, wall + post.wall_seconds
-            audio_seconds, hops = audio_seconds + seconds, hops + len(post.times)
-        streams.append(stream_report(stream, rows, point, cached, rate))
+    seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seed {' '.join(map(str, seeds))}: give distinct seeds (the same stream twice would only look longer)")
+    threshold = float(smoothing.detection_threshold)
+    runs: dict[str, list] = {}
+    compute, calls, wall, audio_seconds, checks, hops = 0.0, 0, 0.0, 0.0, [], 0
+    for one_seed in seeds:
+        for stream in benchmark_streams(clips, noise, rate, halves=halves, snr_db=snr_db, minutes=minutes, seed=one_seed,
+                                        noise_rms=noise_rms, progress=progress):
+            audio, events = stream.audio, stream.events
+            seconds = len(audio) / rate
+            key = audio_key(model_key, getattr(recognizer, "engine", ""), hop_seconds, recognizer.window_seconds,
+                            *([] if gate_db is None else [f"gate{gate_db:g}"]), audio)
+            post, cached = posteriors_cached(
+                cache, key, lambda: stream_posteriors(recognizer, audio, hop_seconds, smoothing, block_ms, gate_db))
+            rows = sweep(post.times, post.probabilities, recognizer.labels, events, seconds, smoothing, thresholds, tolerance)
+            if post.detections is not None:  # the replayed smoothing equals the run itself at its own settings
+                checks.append(post.detections == replay(post.times, post.probabilities, recognizer.labels, smoothing))
+                compute, calls, wall = compute + post.compute_seconds, calls + post.model_calls, wall + post.wall_seconds
+                audio_seconds, hops = audio_seconds + seconds, hops + len(post.times)
+            runs.setdefault(stream.name, []).append((one_seed, stream, rows, cached))
+    streams = [stream_report(r, threshold, rate) for r in runs.values()]
     if synth_dir is None:
         notes.append("no --synth-dir: the synthesized negatives are skipped")
     return {
@@ -330,7 +259,8 @@ def detection_benchmark(
                     "pipeline_real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,
                     "audio_seconds": round(audio_seconds, 1), "threads": torch.get_num_threads()},
         "config": {"snr_db": snr_db, "minutes_per_stream": minutes, "hop_ms": hop_seconds * 1000,
-                   "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance, "seed": seed,
+                   "window_s": recognizer.window_seconds, "block_ms": block_ms, "tolerance_s": tolerance,
+                   "seed": seeds[0] if len(seeds) == 1 else seeds,
                    "noise_rms": noise_rms, "gap_s": [0.5, 1.5], **smoothing.__dict__, "thresholds": thresholds,
                    "gate_db": gate_db},
     }
@@ -367,7 +297,10 @@ def add_detection_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the sweep (default: 0.2 .. 0.99; CTC models: rejections 0 .. 0.9)")
     parser.add_argument("--block-ms", type=float, default=50.0, help="audio block length (default: 50)")
     parser.add_argument("--tolerance", type=float, default=1.0, help="seconds after a word's end a detection still hits it (default: 1.0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stream building (default: 0)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], metavar="SEED",
+                        help="seed of the stream building; several (e.g. 0 1 2 3 4): each stream built once per seed, the "
+                             "same clips in other orders with other noise, and the runs pooled: counts and hours of other "
+                             "speech summed at each threshold (default: 0)")
     parser.add_argument("--cache", metavar="DIR", help="keep the posteriors of each stream (CTC models: its utterances) here (a rerun skips the model)")
     parser.add_argument("--out", metavar="FILE", action="append", default=[],
                         help="also write the tables (FILE.md) or the report (FILE.json); may be given twice")
@@ -437,6 +370,8 @@ def run_detection(args: argparse.Namespace) -> int:
         write_report(path, report, table)
     if args.plot:
         title = f"DET of '{args.model}' ({recognizer.engine}), {args.snr:g} dB SNR, speakers never trained on"
+        if len(args.seed) > 1:
+            title += f"\n{len(args.seed)} streams of each half pooled (--seed {' '.join(map(str, args.seed))})"
         if recognizer.is_ctc:
             det_plot(report, args.plot, title, threshold_name="rejection", marks=PLOT_MARKS)
         else:

@@ -161,12 +161,11 @@ def ctc_detection_benchmark(
         run, cached = utterances_cached(cache, key, lambda: stream_utterances(
             recognizer, stream.audio, phrases, reject, block_ms, vad_start_db, vad_hangover_ms))
         rows = sweep_rejection(run.utterances, stream.events, seconds, rejects, tolerance)
-        point = next(r for r in rows if r["threshold"] == float(reject))
         if run.detections is not None:  # the replayed rejection equals the run itself
             checks.append(run.detections == accepted(run.utterances, reject))
             compute, calls, wall = compute + run.compute_seconds, calls + run.model_calls, wall + run.wall_seconds
             audio_seconds += seconds
-        entry = stream_report(stream, rows, point, cached, rate)
+        entry = stream_report([(seed, stream, rows, cached)], float(reject), rate)
         entry["utterances"] = len(run.utterances)
         streams.append(entry)
     if synth_dir is None:
@@ -245,6 +244,10 @@ def run_ctc_detection(args, recognizer, model_key: str, synth_dir: str | None, s
     from speech.bench.measure import COMMANDS
     from speech.live import DEFAULT_REJECT
 
+    from speech.transcribe import UsageError
+
+    if len(args.seed) > 1:
+        raise UsageError("--seed: one seed for CTC models (several, pooled, are for classifiers)")
     reject = DEFAULT_REJECT if args.reject is None else args.reject
     grammar = args.grammar if args.grammar else list(COMMANDS)
     options = Model(recognizer).decode_options(grammar=grammar, on_warning=say)  # ValueError: a bad grammar
@@ -253,7 +256,7 @@ def run_ctc_detection(args, recognizer, model_key: str, synth_dir: str | None, s
         recognizer, args.data, args.noise_dir, grammar=options.grammar, reject=reject,
         rejects=args.thresholds if args.thresholds else DEFAULT_REJECTS, synth_dir=synth_dir,
         halves=[h for h in HALVES if h in args.halves], snr_db=args.snr, minutes=args.minutes, block_ms=args.block_ms,
-        seed=args.seed, tolerance=args.tolerance, cache=args.cache, model_key=model_key, progress=say,
+        seed=args.seed[0], tolerance=args.tolerance, cache=args.cache, model_key=model_key, progress=say,
         vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms)
     report["compute"]["benchmark_wall_s"] = round(time.perf_counter() - t0, 1)
     return report

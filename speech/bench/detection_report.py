@@ -31,7 +31,8 @@ def detection_tables(report: dict, header: str | None = None, compute_line: str 
     if header is None:
         header = (f"Operating point: threshold {op:g}, average window {c['average_window_ms']:g} ms, minimum count "
                   f"{c['minimum_count']}, suppression {c['suppression_ms']:g} ms, hop {c['hop_ms']:g} ms; SNR {c['snr_db']:g} dB; "
-                  f"a hit is the right label from the word's start to {c['tolerance_s']:g} s after its end.")
+                  f"a hit is the right label from the word's start to {c['tolerance_s']:g} s after its end"
+                  + (f"; stream seeds {' '.join(map(str, c['seed']))}, pooled." if isinstance(c.get("seed"), list) else "."))
     lines = [header, "",
              "| stream | audio (min) | commands | hits | miss rate | other speech (min) | false accepts on other speech | per hour | wrong label on a command | latency median (s) | p90 (s) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -42,6 +43,18 @@ def detection_tables(report: dict, header: str | None = None, compute_line: str 
                      f"{p['other_seconds'] / 60:.1f} | {p['false_accepts_on_speech']} | {_num(p['false_accepts_per_hour'])} | "
                      f"{p['wrong_label']}{repeats} | "
                      f"{_num(p['latency_median_s'], '{:.2f}')} | {_num(p['latency_p90_s'], '{:.2f}')} |")
+    budgeted = [s for s in report["streams"] if s.get("budgets")]
+    if budgeted:
+        lines += ["", f"Hits within a budget of false accepts per hour of other speech (the best {threshold_name} of the sweep"
+                  + (", each seed's below its pooled row" if any("seeds" in s for s in budgeted) else "") + "):", "",
+                  "| stream | " + " | ".join(f"<= {b['budget']:g} FA/h" for b in budgeted[0]["budgets"]) + " |",
+                  "|---|" + "---:|" * len(budgeted[0]["budgets"])]
+        cell = lambda b: "-" if b["threshold"] is None else f"{_pct(b['hits'] / b['commands'])} ({b['threshold']:g})"  # noqa: E731
+        for s in budgeted:
+            pooled = f" ({len(s['seeds'])} seeds pooled)" if "seeds" in s else ""
+            lines.append(f"| {s['stream']}{pooled} | " + " | ".join(cell(b) for b in s["budgets"]) + " |")
+            for one in s.get("seeds", []):
+                lines.append(f"| - seed {one['seed']} | " + " | ".join(cell(b) for b in one["budgets"]) + " |")
     lines += ["", f"False accepts on other speech by source ({threshold_name} {op:g}):", "",
               "| stream | source | words | minutes | false accepts | per hour |", "|---|---|---:|---:|---:|---:|"]
     for s in report["streams"]:
