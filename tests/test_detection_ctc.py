@@ -165,3 +165,15 @@ def test_ctc_detection_benchmark_command_line_smoke(tmp_path, capsys, shared_dat
         assert rc == 2 and word in err and len(err.strip().splitlines()) == 1
     rc, _, err = run_speech(capsys, "bench", "detection", "--model", "commands", "--grammar", tmp_path / "g.txt")
     assert rc == 2 and "CTC" in err and len(err.strip().splitlines()) == 1
+    # two stream seeds: one report, its counts the sums of the two runs (seed 0's from the cache above)
+    rc, out, err = run_speech(capsys, *argv[:-4], "--seed", 0, 1, "--out", tmp_path / "pooled.json")
+    assert rc == 0, err
+    assert "stream seeds 0 1, pooled" in out and "| - seed 1 |" in out
+    (pooled,) = json.loads((tmp_path / "pooled.json").read_text())["streams"]
+    assert [s["seed"] for s in pooled["seeds"]] == [0, 1]
+    assert [{k: r[k] for k in ("hits", "false_accepts_on_speech")} for r in pooled["seeds"][0]["sweep"]] == \
+        [{k: r[k] for k in ("hits", "false_accepts_on_speech")} for r in stream["sweep"]]
+    for i, row in enumerate(pooled["sweep"]):
+        assert row["hits"] == sum(s["sweep"][i]["hits"] for s in pooled["seeds"])
+        assert row["commands"] == sum(s["sweep"][i]["commands"] for s in pooled["seeds"])
+    assert pooled["utterances"] >= stream["utterances"]

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 from speech.bench.measure import SPEECH_COMMANDS_TEST, load_now, machine_info, machine_line, shared_data_dir
 from speech.api import DEFAULT_GATE_DB
 from speech.bench.detection_data import (
-    DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, BenchStream, benchmark_streams, load_inputs, make_synth_negatives,
+    DEFAULT_THRESHOLDS, HALVES, SYNTH_ENGINES, BenchStream, benchmark_streams, load_inputs, make_synth_negatives, stream_seeds,
 )
 from speech.bench.detection_report import det_plot, detection_tables
 from speech.bench.detection_score import (  # noqa: F401 (score_stream, pool_sweeps: part of this module's interface)
@@ -223,9 +223,7 @@ def detection_benchmark(
     rate = recognizer.sample_rate
     noise, clips, split = load_inputs(recognizer, shared, noise_dir, synth_dir, notes.append)
 
-    seeds = [seed] if isinstance(seed, int) else [int(s) for s in seed]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seed {' '.join(map(str, seeds))}: give distinct seeds (the same stream twice would only look longer)")
+    seeds = stream_seeds(seed)
     threshold = float(smoothing.detection_threshold)
     runs: dict[str, list] = {}
     compute, calls, wall, audio_seconds, checks, hops = 0.0, 0, 0.0, 0.0, [], 0

@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple, Sequence
 
 from speech.bench.detection import Fired, audio_key, score_stream, stream_report
 from speech.bench.detection_report import detection_tables
-from speech.bench.detection_data import HALVES, benchmark_streams, load_inputs
+from speech.bench.detection_data import HALVES, benchmark_streams, load_inputs, stream_seeds
 
 # the sweep of the rejection (CTC probabilities of the best phrase); 0: no rejection
 DEFAULT_REJECTS = (0.0, 0.0001, 0.001, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -130,7 +130,7 @@ def ctc_detection_benchmark(
     recognizer, shared: str | os.PathLike, noise_dir: str | os.PathLike, *, grammar: Sequence[str],
     reject: float, rejects: Sequence[float] = DEFAULT_REJECTS, synth_dir: str | os.PathLike | None = None,
     halves: Sequence[str] = HALVES, snr_db: float = 10.0, minutes: float | None = None, block_ms: float = 50.0,
-    seed: int = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
+    seed: int | Sequence[int] = 0, tolerance: float = 1.0, noise_rms: float = 0.01, cache: str | os.PathLike | None = None,
     model_key: str = "", progress: Callable[[str], None] | None = None, vad_start_db: float = 10.0,
     vad_hangover_ms: float = 300.0,
 ) -> dict:
@@ -138,7 +138,8 @@ def ctc_detection_benchmark(
     the streams of :func:`~speech.bench.detection_data.benchmark_streams`, the model run once over each
     with the rejection ``reject`` (the operating point), the sweep over ``rejects``. Returns the report of
     :func:`speech.bench.detection.detection_benchmark`, its ``config`` holding ``reject``, ``grammar``
-    and ``vad``, and ``best_on_dev`` (:func:`best_on_dev`)."""
+    and ``vad``, and ``best_on_dev`` (:func:`best_on_dev`). Several seeds: each stream built once per seed
+    and the runs pooled, as the classifier's benchmark pools them."""
     import torch
 
     from speech.text import normalize_text
@@ -152,22 +153,26 @@ def ctc_detection_benchmark(
     noise, clips, split = load_inputs(recognizer, shared, noise_dir, synth_dir, notes.append, known=set(phrases))
     vad = {"start_db": vad_start_db, "stop_db": min(6.0, vad_start_db), "hangover_ms": vad_hangover_ms}
 
-    streams, checks, compute, calls, wall, audio_seconds = [], [], 0.0, 0, 0.0, 0.0
-    for stream in benchmark_streams(clips, noise, rate, halves=halves, snr_db=snr_db, minutes=minutes, seed=seed,
-                                    noise_rms=noise_rms, progress=progress):
-        seconds = len(stream.audio) / rate
-        key = audio_key(model_key, getattr(recognizer, "engine", ""), "ctc", tuple(phrases), vad_start_db,
-                        vad_hangover_ms, stream.audio)
-        run, cached = utterances_cached(cache, key, lambda: stream_utterances(
-            recognizer, stream.audio, phrases, reject, block_ms, vad_start_db, vad_hangover_ms))
-        rows = sweep_rejection(run.utterances, stream.events, seconds, rejects, tolerance)
-        if run.detections is not None:  # the replayed rejection equals the run itself
-            checks.append(run.detections == accepted(run.utterances, reject))
-            compute, calls, wall = compute + run.compute_seconds, calls + run.model_calls, wall + run.wall_seconds
-            audio_seconds += seconds
-        entry = stream_report([(seed, stream, rows, cached)], float(reject), rate)
-        entry["utterances"] = len(run.utterances)
-        streams.append(entry)
+    seeds = stream_seeds(seed)
+    runs: dict[str, list] = {}
+    utterances: dict[str, int] = {}
+    checks, compute, calls, wall, audio_seconds = [], 0.0, 0, 0.0, 0.0
+    for one_seed in seeds:
+        for stream in benchmark_streams(clips, noise, rate, halves=halves, snr_db=snr_db, minutes=minutes, seed=one_seed,
+                                        noise_rms=noise_rms, progress=progress):
+            seconds = len(stream.audio) / rate
+            key = audio_key(model_key, getattr(recognizer, "engine", ""), "ctc", tuple(phrases), vad_start_db,
+                            vad_hangover_ms, stream.audio)
+            run, cached = utterances_cached(cache, key, lambda: stream_utterances(
+                recognizer, stream.audio, phrases, reject, block_ms, vad_start_db, vad_hangover_ms))
+            rows = sweep_rejection(run.utterances, stream.events, seconds, rejects, tolerance)
+            if run.detections is not None:  # the replayed rejection equals the run itself
+                checks.append(run.detections == accepted(run.utterances, reject))
+                compute, calls, wall = compute + run.compute_seconds, calls + run.model_calls, wall + run.wall_seconds
+                audio_seconds += seconds
+            runs.setdefault(stream.name, []).append((one_seed, stream, rows, cached))
+            utterances[stream.name] = utterances.get(stream.name, 0) + len(run.utterances)
+    streams = [stream_report(r, float(reject), rate) | {"utterances": utterances[name]} for name, r in runs.items()]
     if synth_dir is None:
         notes.append("no --synth-dir: the synthesized negatives are skipped")
     report = {
@@ -180,7 +185,8 @@ def ctc_detection_benchmark(
                     "pipeline_real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,
                     "audio_seconds": round(audio_seconds, 1), "threads": torch.get_num_threads()},
         "config": {"snr_db": snr_db, "minutes_per_stream": minutes, "block_ms": block_ms, "tolerance_s": tolerance,
-                   "seed": seed, "noise_rms": noise_rms, "gap_s": [0.5, 1.5], "reject": float(reject), "thresholds": rejects,
+                   "seed": seeds[0] if len(seeds) == 1 else seeds, "noise_rms": noise_rms, "gap_s": [0.5, 1.5],
+                   "reject": float(reject), "thresholds": rejects,
                    "grammar": phrases, "vad": vad},
     }
     report["best_on_dev"] = best_on_dev(report)
@@ -196,7 +202,8 @@ def ctc_detection_tables(report: dict) -> str:
     header = (f"Operating point: rejection {c['reject']:g} (an utterance's best phrase is a detection when its CTC "
               f"probability reaches it); grammar of {len(c['grammar'])} phrases ({grammar}); voice-activity gate "
               f"{v['start_db']:g} dB over the noise floor to start, {v['stop_db']:g} dB to go on, {v['hangover_ms']:g} ms "
-              f"hangover; SNR {c['snr_db']:g} dB; a hit is the right phrase from the word's start to {c['tolerance_s']:g} s after its end.")
+              f"hangover; SNR {c['snr_db']:g} dB; a hit is the right phrase from the word's start to {c['tolerance_s']:g} s after its end"
+              + (f"; stream seeds {' '.join(map(str, c['seed']))}, pooled." if isinstance(c.get("seed"), list) else "."))
     comp = report["compute"]
     compute_line = None
     if comp["utterances"]:
@@ -244,10 +251,6 @@ def run_ctc_detection(args, recognizer, model_key: str, synth_dir: str | None, s
     from speech.bench.measure import COMMANDS
     from speech.live import DEFAULT_REJECT
 
-    from speech.transcribe import UsageError
-
-    if len(args.seed) > 1:
-        raise UsageError("--seed: one seed for CTC models (several, pooled, are for classifiers)")
     reject = DEFAULT_REJECT if args.reject is None else args.reject
     grammar = args.grammar if args.grammar else list(COMMANDS)
     options = Model(recognizer).decode_options(grammar=grammar, on_warning=say)  # ValueError: a bad grammar
@@ -256,7 +259,7 @@ def run_ctc_detection(args, recognizer, model_key: str, synth_dir: str | None, s
         recognizer, args.data, args.noise_dir, grammar=options.grammar, reject=reject,
         rejects=args.thresholds if args.thresholds else DEFAULT_REJECTS, synth_dir=synth_dir,
         halves=[h for h in HALVES if h in args.halves], snr_db=args.snr, minutes=args.minutes, block_ms=args.block_ms,
-        seed=args.seed[0], tolerance=args.tolerance, cache=args.cache, model_key=model_key, progress=say,
+        seed=args.seed, tolerance=args.tolerance, cache=args.cache, model_key=model_key, progress=say,
         vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms)
     report["compute"]["benchmark_wall_s"] = round(time.perf_counter() - t0, 1)
     return report

@@ -361,6 +361,15 @@ def load_inputs(recognizer, shared: str | os.PathLike, noise_dir: str | os.PathL
     return noise, clips, split
 
 
+def stream_seeds(seed: int | Sequence[int]) -> list[int]:
+    """The benchmark's ``--seed`` as a list: one seed, or several distinct ones (each stream built once per
+    seed and the runs pooled). ValueError: a seed given twice (the same stream twice would only look longer)."""
+    seeds = [int(seed)] if isinstance(seed, int) else [int(s) for s in seed]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seed {' '.join(map(str, seeds))}: give distinct seeds (the same stream twice would only look longer)")
+    return seeds
+
+
 def benchmark_streams(clips: dict, noise: list, rate: int, *, halves: Sequence[str] = HALVES, snr_db: float = 10.0,
                       minutes: float | None = None, seed: int = 0, noise_rms: float = 0.01,
                       progress: Callable[[str], None] | None = None):
