@@ -194,7 +194,7 @@ class Model:
 
     # -- streams --------------------------------------------------------------------------------------
     def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float | None = None,
-               average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
+               false_accepts_per_hour: float | None = None, average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
                streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB, reject: float | None = DEFAULT_REJECT,
                skipping: str = LISTEN_SKIPPING, on_warning: Callable[[str], None] | None = None) -> "Stream":
@@ -208,10 +208,15 @@ class Model:
         floor (None: run it on every window); ``skipping``: ``"quiet"`` scores only every third window while
         no command is near, ``"suppressed"`` also skips the second after a detection, ``"off"`` scores every
         window (the same detections; :class:`~speech.streaming.CommandSpotter`). ``threshold`` None: the model's operating point (:attr:`operating_point`), else 0.5.
+        ``false_accepts_per_hour`` (instead of ``threshold``): the threshold at which the model found at most
+        that many false accepts per hour of other speech on its DEV streams (the curve saved with the
+        operating point: :func:`speech.streaming.threshold_for_false_accepts`).
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
         from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, live_threshold, make_stage
 
-        threshold = live_threshold(self.operating_point, threshold)
+        if false_accepts_per_hour is not None and self.is_ctc:
+            raise ValueError("a false-accept rate picks a classifier's threshold (CTC models: reject)")
+        threshold = live_threshold(self.operating_point, threshold, false_accepts_per_hour)
         if not 0 < threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if hop_seconds <= 0 or average_window_ms <= 0 or suppression_ms < 0 or minimum_count < 1:

@@ -253,6 +253,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "bundled commands model's is 0.70, chosen on the DEV half of 'speech bench detection' (five "
                           "stream seeds pooled, 110 minutes of other speech): 18 unseen speakers' commands among real "
                           "other speech at 10 dB SNR, where it found 73.8 %% of the commands at 85 false accepts per hour)")
+    cls.add_argument("--false-accepts-per-hour", type=float, metavar="RATE",
+                     help="instead of --threshold: the lowest threshold at which the model fired at most RATE times an "
+                          "hour on the other speech of its DEV streams (the curve saved with its operating point; the "
+                          "bundled commands model: 10 gives 0.88, which found 50.5 %% of the DEV commands at 4.4 an hour)")
     cls.add_argument("--suppression-ms", type=float, default=1000.0, help="quiet time after a detection (default: 1000)")
     cls.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     cls.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB, metavar="DB",
@@ -288,6 +292,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--hop-ms and --average-window-ms must be positive, --suppression-ms >= 0, --minimum-count >= 1")
     if args.threshold is not None and not 0 < args.threshold <= 1:
         raise UsageError("--threshold must be in (0, 1]")
+    if args.false_accepts_per_hour is not None and (args.threshold is not None or args.false_accepts_per_hour < 0):
+        raise UsageError("--false-accepts-per-hour must be >= 0, and it replaces --threshold (give one of them)")
     if args.reject is not None and not 0 <= args.reject < 1:
         raise UsageError("--reject must be in [0, 1) (0: no rejection)")
     if args.duration is not None and args.duration <= 0:
@@ -321,6 +327,7 @@ def open_stream(model, args: argparse.Namespace, source_rate: int):
     try:
         stream = model.stream(
             source_rate, hop_seconds=args.hop_ms / 1000, threshold=args.threshold,
+            false_accepts_per_hour=args.false_accepts_per_hour,
             average_window_ms=args.average_window_ms, suppression_ms=args.suppression_ms,
             minimum_count=args.minimum_count, grammar=args.grammar, beam=args.beam,
             vad_start_db=args.vad_start_db, vad_hangover_ms=args.vad_hangover_ms, streaming=args.streaming,
@@ -396,6 +403,12 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         what = "transcribing utterances" if recognizer.is_ctc else "listening for " + ", ".join(
             label for label in recognizer.labels if label not in ("_silence_", "_unknown_"))
+        if args.false_accepts_per_hour is not None:
+            from speech.streaming import threshold_for_false_accepts
+
+            row = threshold_for_false_accepts(recognizer.operating_point, args.false_accepts_per_hour)
+            what += (f" at threshold {row['threshold']:g} (on its DEV streams: {100 * row['hit_rate']:.1f} % of the "
+                     f"commands at {row['false_accepts_per_hour']:g} false accepts per hour of other speech)")
 
         def started() -> None:  # printed once audio flows, so what is said from now on is heard
             print(f"{PROG}: {name} at {source.sample_rate} Hz{'' if realtime else ' (fast)'}: {what}; Ctrl-C to stop",

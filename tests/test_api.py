@@ -130,3 +130,12 @@ def test_segments_and_stream_agree_with_speech_listen(commands, tmp_path, capsys
     assert stream.seconds == pytest.approx(len(audio) / 16000, abs=0.01)
     with pytest.raises(ValueError, match="CTC"):
         commands.stream(grammar=["go"])
+    # a false-accept rate instead of a threshold: the one the saved DEV curve gives for it
+    from speech.streaming import threshold_for_false_accepts
+
+    if commands.operating_point.get("dev_curve"):
+        strict = commands.stream(sample_rate=16000, false_accepts_per_hour=2)
+        expected = threshold_for_false_accepts(commands.operating_point, 2)["threshold"]
+        assert strict.pipeline.stage.smoother.config.detection_threshold == expected > commands.operating_point["threshold"]
+    with pytest.raises(ValueError, match="not both"):
+        commands.stream(threshold=0.8, false_accepts_per_hour=2)

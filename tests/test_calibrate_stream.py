@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, run_speech
+from speech.bench.detection import pool_sweeps
 
 SCRIPT = REPO_ROOT / "recipes" / "commands" / "calibrate_stream.py"
 
@@ -58,6 +59,18 @@ def test_operating_point_is_chosen_on_dev_saved_and_used_by_default(capsys, dev_
     point = loaded.operating_point
     assert point["threshold"] == expected and point["target_met"] is True
     assert "DEV half" in point["measured_on"] and point["smoothing"]["minimum_count"] == 3
+    # the benchmark takes a false-accept rate for the threshold, as speech listen does: the saved curve's
+    from speech.streaming import threshold_for_false_accepts
+
+    rate = target  # the rate calibrate_stream.py was asked for picks the threshold it chose
+    picked = threshold_for_false_accepts(point, rate)["threshold"]
+    assert picked == expected
+    rc, _, err = run_speech(capsys, "bench", "detection", "--model", model, "--engine", "torch", "--minutes", 1, "--seed", 2,
+                            "--halves", "dev", "--thresholds", 0.5, 0.7, 0.9, 0.99, "--false-accepts-per-hour", rate,
+                            "--cache", folder / "cache", "--out", folder / "rate.json")
+    assert rc == 0, err
+    by_rate = json.loads((folder / "rate.json").read_text())
+    assert by_rate["config"]["detection_threshold"] == picked and by_rate["config"]["false_accepts_per_hour_on_dev"] == rate
     assert loaded.stream().pipeline.stage.smoother.config.detection_threshold == expected
     # the benchmark's default operating point is the model's now (as speech listen's)
     again = bench(capsys, model, folder, "dev2.json")
@@ -118,6 +131,15 @@ def test_several_dev_seeds_are_pooled_and_a_repeated_seed_is_refused(capsys, dev
     assert point["commands"] == rows[0]["commands"] + rows[1]["commands"]
     assert point["other_speech_minutes"] == pytest.approx(sum(r["other_seconds"] for r in rows) / 60, abs=0.06)
     assert point["stream_seeds"] == [3, 4] and "seeds 3 4 pooled" in point["measured_on"]
+    pooled = pool_sweeps(sweeps)  # the whole pooled DEV curve is saved, for a false-accept rate to pick from
+    assert point["dev_curve"] == [{"threshold": r["threshold"], "false_accepts_per_hour": r["false_accepts_per_hour"],
+                                   "hit_rate": round(r["hits"] / r["commands"], 4)} for r in pooled]
+    from speech.streaming import threshold_for_false_accepts
+
+    some = [r for r in point["dev_curve"] if r["false_accepts_per_hour"] > 0]  # no row meets 0: the fewest false accepts
+    assert threshold_for_false_accepts({"dev_curve": some}, 0.0)["false_accepts_per_hour"] == min(r["false_accepts_per_hour"] for r in some)
+    with pytest.raises(ValueError, match="no false-accept curve"):
+        threshold_for_false_accepts({"threshold": 0.5}, 2)
     proc = calibrate(model, folder / "pooled.json", None)  # one report of --seed 3 4: the same point
     assert proc.returncode == 0, proc.stderr
     assert speech.load(str(model), engine="torch").operating_point == point

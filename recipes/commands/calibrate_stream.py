@@ -1,6 +1,6 @@
 """Ship the bundled `commands` model with a live operating point chosen on the DEV half of the detection
 benchmark's streams, written into the model file's ``info["operating_point"]`` (with what it was measured
-on), which `speech listen`, `speech bench detection`, `speech transcribe` and the Python API use when no
+on, and the DEV curve: false accepts per hour and hit rate at each threshold), which `speech listen`, `speech bench detection`, `speech transcribe` and the Python API use when no
 threshold is given. Two rules:
 
 - ``--far-per-hour F``: the lowest threshold of the sweep whose false accepts per hour of other (real) speech
@@ -131,6 +131,10 @@ def main() -> None:
                         f"unseen speakers' commands among real other speech, {config['snr_db']:g} dB SNR, "
                         + (f"seed {seeds[0]})" if len(seeds) == 1 else f"seeds {' '.join(map(str, seeds))} pooled)")),
         "stream_seeds": seeds,
+        # the whole DEV curve, so that a false-accept rate can pick another threshold (speech listen
+        # --false-accepts-per-hour, speech.streaming.threshold_for_false_accepts)
+        "dev_curve": [{"threshold": float(r["threshold"]), "false_accepts_per_hour": r["false_accepts_per_hour"],
+                       "hit_rate": round(r["hits"] / max(r["commands"], 1), 4)} for r in sorted(sweep, key=lambda r: r["threshold"])],
     }
     payload = read_payload(args.model)
     payload["info"] = {**payload.get("info", {}), "operating_point": point}

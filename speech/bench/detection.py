@@ -287,6 +287,9 @@ def add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-window-ms", type=float, default=500.0, help="posterior averaging window (default: 500)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="the operating point's threshold (default: the model's saved operating point, as speech listen; else 0.5)")
+    parser.add_argument("--false-accepts-per-hour", type=float, metavar="RATE",
+                        help="instead of --threshold: the threshold the model's saved DEV curve gives for this rate, as "
+                             "'speech listen --false-accepts-per-hour' (measure it on TEST: --halves test)")
     parser.add_argument("--suppression-ms", type=float, default=1000.0, help="suppression time (default: 1000)")
     parser.add_argument("--minimum-count", type=int, default=3, help="windows needed in the average (default: 3)")
     parser.add_argument("--gate-db", type=float, default=DEFAULT_GATE_DB,
@@ -334,6 +337,8 @@ def run_detection(args: argparse.Namespace) -> int:
         recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
         if not recognizer.is_ctc and (args.grammar or args.reject is not None):
             raise UsageError("--grammar and --reject are for CTC models (this model is a classifier)")
+        if recognizer.is_ctc and args.false_accepts_per_hour is not None:
+            raise UsageError("--false-accepts-per-hour picks a classifier's threshold (CTC models: --reject)")
         if not recognizer.is_ctc and args.thresholds and any(not 0 < t <= 1 for t in args.thresholds):
             raise UsageError("--thresholds must be in (0, 1]")
         model_file = resolve_model_path(args.model)
@@ -347,7 +352,8 @@ def run_detection(args: argparse.Namespace) -> int:
         if recognizer.is_ctc:
             report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
         else:
-            smoothing = SmoothingConfig(args.average_window_ms, live_threshold(recognizer.operating_point, args.threshold),
+            threshold = live_threshold(recognizer.operating_point, args.threshold, args.false_accepts_per_hour)
+            smoothing = SmoothingConfig(args.average_window_ms, threshold,
                                         args.suppression_ms, args.minimum_count)
             report = detection_benchmark(
                 recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
@@ -360,7 +366,8 @@ def run_detection(args: argparse.Namespace) -> int:
     except (UsageError, ValueError, OSError) as err:
         error("detection", str(err))
         return EXIT_USAGE
-    report["config"].update(model=str(args.model), engine=recognizer.engine, data=str(args.data))
+    report["config"].update(model=str(args.model), engine=recognizer.engine, data=str(args.data),
+                            **({} if args.false_accepts_per_hour is None else {"false_accepts_per_hour_on_dev": args.false_accepts_per_hour}))
     report["machine"] = machine_line(info, load_now())
     table = ctc_detection_tables(report) if recognizer.is_ctc else detection_tables(report)
     print(table)

@@ -74,12 +74,35 @@ class SmoothingConfig:
     minimum_count: int = 3
 
 
-def live_threshold(operating_point: dict, threshold: float | None = None) -> float:
-    """The smoothing threshold in force on a stream: ``threshold`` when given, else the model's saved
-    operating point (``operating_point["threshold"]``), else :class:`SmoothingConfig`'s default (0.5)."""
+def live_threshold(operating_point: dict, threshold: float | None = None, false_accepts_per_hour: float | None = None) -> float:
+    """The smoothing threshold in force on a stream: ``threshold`` when given; else, with
+    ``false_accepts_per_hour``, the threshold the model's DEV curve gives for that rate
+    (:func:`threshold_for_false_accepts`); else the model's saved operating point
+    (``operating_point["threshold"]``), else :class:`SmoothingConfig`'s default (0.5)."""
+    if threshold is not None and false_accepts_per_hour is not None:
+        raise ValueError("give a threshold or a false-accept rate, not both")
     if threshold is not None:
         return threshold
+    if false_accepts_per_hour is not None:
+        return threshold_for_false_accepts(operating_point, false_accepts_per_hour)["threshold"]
     return float(operating_point.get("threshold", 0.0)) or SmoothingConfig.detection_threshold
+
+
+def threshold_for_false_accepts(operating_point: dict, per_hour: float) -> dict:
+    """The row of the model's saved DEV curve (``operating_point["dev_curve"]``: ``{"threshold",
+    "false_accepts_per_hour", "hit_rate"}`` per threshold of the sweep it was calibrated on,
+    ``recipes/commands/calibrate_stream.py``) with the lowest threshold whose false accepts per hour of
+    other speech were at most ``per_hour`` there (the most commands found within that rate); when none
+    was that low, the row with the fewest. ValueError (one line): a negative rate, or no curve saved."""
+    if per_hour < 0:
+        raise ValueError("the false-accept rate must be >= 0 per hour")
+    curve = operating_point.get("dev_curve") if isinstance(operating_point, dict) else None
+    if not curve:
+        raise ValueError("this model has no false-accept curve saved (recipes/commands/calibrate_stream.py "
+                         "saves one with the operating point); give a threshold instead")
+    rows = sorted(curve, key=lambda r: r["threshold"])
+    within = [r for r in rows if r["false_accepts_per_hour"] <= per_hour]
+    return dict(within[0] if within else min(rows, key=lambda r: (r["false_accepts_per_hour"], -r["hit_rate"])))
 
 
 class RecognizeCommands:
