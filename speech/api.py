@@ -194,7 +194,8 @@ class Model:
 
     # -- streams --------------------------------------------------------------------------------------
     def stream(self, sample_rate: int | None = None, *, hop_seconds: float = 0.1, threshold: float | None = None,
-               false_accepts_per_hour: float | None = None, average_window_ms: float = 500.0, suppression_ms: float = 1000.0, minimum_count: int = 3,
+               false_accepts_per_hour: float | None = None, average_window_ms: float = 500.0,
+               suppression_ms: float = 1000.0, minimum_count: int = 3,
                grammar=None, beam: int = 1, vad_start_db: float = 10.0, vad_hangover_ms: float = 300.0,
                streaming: bool = False, gate_db: float | None = DEFAULT_GATE_DB, reject: float | None = DEFAULT_REJECT,
                skipping: str = LISTEN_SKIPPING, on_warning: Callable[[str], None] | None = None) -> "Stream":
