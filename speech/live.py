@@ -408,7 +408,8 @@ def run(args: argparse.Namespace) -> int:
 
             row = threshold_for_false_accepts(recognizer.operating_point, args.false_accepts_per_hour)
             what += (f" at threshold {row['threshold']:g} (on its DEV streams: {100 * row['hit_rate']:.1f} % of the "
-                     f"commands at {row['false_accepts_per_hour']:g} false accepts per hour of other speech)")
+                     f"commands at {row['false_accepts_per_hour']:g} false accepts per hour of other speech"
+                     + ("" if row["met"] else f"; none of its thresholds kept to {args.false_accepts_per_hour:g}") + ")")
 
         def started() -> None:  # printed once audio flows, so what is said from now on is heard
             print(f"{PROG}: {name} at {source.sample_rate} Hz{'' if realtime else ' (fast)'}: {what}; Ctrl-C to stop",

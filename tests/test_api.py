@@ -133,9 +133,12 @@ def test_segments_and_stream_agree_with_speech_listen(commands, tmp_path, capsys
     # a false-accept rate instead of a threshold: the one the saved DEV curve gives for it
     from speech.streaming import threshold_for_false_accepts
 
-    if commands.operating_point.get("dev_curve"):
-        strict = commands.stream(sample_rate=16000, false_accepts_per_hour=2)
-        expected = threshold_for_false_accepts(commands.operating_point, 2)["threshold"]
-        assert strict.pipeline.stage.smoother.config.detection_threshold == expected > commands.operating_point["threshold"]
+    assert commands.operating_point.get("dev_curve"), "the bundled model holds its DEV curve"
+    strict = commands.stream(sample_rate=16000, false_accepts_per_hour=2)
+    expected = threshold_for_false_accepts(commands.operating_point, 2)
+    assert expected["met"] and expected["false_accepts_per_hour"] <= 2
+    assert strict.pipeline.stage.smoother.config.detection_threshold == expected["threshold"] > commands.operating_point["threshold"]
     with pytest.raises(ValueError, match="not both"):
         commands.stream(threshold=0.8, false_accepts_per_hour=2)
+    with pytest.raises(ValueError, match="average_window_ms 300"):  # the curve holds for the smoothing it was measured with
+        commands.stream(false_accepts_per_hour=2, average_window_ms=300)

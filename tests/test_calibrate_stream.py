@@ -71,6 +71,9 @@ def test_operating_point_is_chosen_on_dev_saved_and_used_by_default(capsys, dev_
     assert rc == 0, err
     by_rate = json.loads((folder / "rate.json").read_text())
     assert by_rate["config"]["detection_threshold"] == picked and by_rate["config"]["false_accepts_per_hour_on_dev"] == rate
+    assert by_rate["config"]["dev_curve_row"]["threshold"] == picked and by_rate["config"]["dev_curve_row"]["met"]
+    rc, _, err = run_speech(capsys, "bench", "detection", "--model", model, "--seed", 2, 2, "--halves", "dev")
+    assert rc == 2 and "distinct seeds" in err and len(err.strip().splitlines()) == 1
     assert loaded.stream().pipeline.stage.smoother.config.detection_threshold == expected
     # the benchmark's default operating point is the model's now (as speech listen's)
     again = bench(capsys, model, folder, "dev2.json")
@@ -137,7 +140,8 @@ def test_several_dev_seeds_are_pooled_and_a_repeated_seed_is_refused(capsys, dev
     from speech.streaming import threshold_for_false_accepts
 
     some = [r for r in point["dev_curve"] if r["false_accepts_per_hour"] > 0]  # no row meets 0: the fewest false accepts
-    assert threshold_for_false_accepts({"dev_curve": some}, 0.0)["false_accepts_per_hour"] == min(r["false_accepts_per_hour"] for r in some)
+    fewest = threshold_for_false_accepts({"dev_curve": some}, 0.0)
+    assert fewest["false_accepts_per_hour"] == min(r["false_accepts_per_hour"] for r in some) and fewest["met"] is False
     with pytest.raises(ValueError, match="no false-accept curve"):
         threshold_for_false_accepts({"threshold": 0.5}, 2)
     proc = calibrate(model, folder / "pooled.json", None)  # one report of --seed 3 4: the same point

@@ -317,14 +317,12 @@ def test_several_seeds_make_one_pooled_report(tmp_path, capsys, shared_data, rec
     assert rc == 2 and "distinct seeds" in err and len(err.strip().splitlines()) == 1
 
 
-def test_holding_rule_of_the_recipe_is_the_live_rule_at_one_hop(recognizer, small_stream, small_posteriors):
+def test_holding_rule_of_the_recipe_is_the_live_rule_at_one_hop(recognizer, small_stream, small_posteriors, monkeypatch):
     """recipes/commands/hold_hops.py (an experiment, not shipped): with a hold of one hop it decides exactly as
     the live smoother; with three, each detection comes at least two hops after one of the live rule's."""
-    import sys
-
     from conftest import REPO_ROOT
 
-    sys.path.insert(0, str(REPO_ROOT / "recipes" / "commands"))
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "recipes" / "commands"))
     from hold_hops import HoldingRecognizer
 
     post = small_posteriors

@@ -316,7 +316,7 @@ def run_detection(args: argparse.Namespace) -> int:
 
     from speech.bench.detection_ctc import PLOT_MARKS, check_ctc_arguments, ctc_detection_tables, run_ctc_detection
     from speech.checkpoint import resolve_model_path
-    from speech.streaming import SmoothingConfig, live_threshold
+    from speech.streaming import SmoothingConfig, check_curve_smoothing, live_threshold, threshold_for_false_accepts
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
@@ -334,6 +334,7 @@ def run_detection(args: argparse.Namespace) -> int:
             if not Path(path).resolve().parent.is_dir():
                 raise UsageError(f"{path}: the folder does not exist")
         check_ctc_arguments(args)
+        stream_seeds(args.seed)  # a seed given twice: said before anything is loaded or synthesized
         recognizer = load_recognizer(args.model, "cpu", batch_size=64, engine=args.engine, threads=1)
         if not recognizer.is_ctc and (args.grammar or args.reject is not None):
             raise UsageError("--grammar and --reject are for CTC models (this model is a classifier)")
@@ -353,8 +354,13 @@ def run_detection(args: argparse.Namespace) -> int:
             report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
         else:
             threshold = live_threshold(recognizer.operating_point, args.threshold, args.false_accepts_per_hour)
-            smoothing = SmoothingConfig(args.average_window_ms, threshold,
-                                        args.suppression_ms, args.minimum_count)
+            smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
+            if args.false_accepts_per_hour is not None:
+                check_curve_smoothing(recognizer.operating_point, smoothing, args.hop_ms)
+                asked = threshold_for_false_accepts(recognizer.operating_point, args.false_accepts_per_hour)
+                if not asked["met"]:
+                    say(f"no threshold of the model's DEV curve kept to {args.false_accepts_per_hour:g} false accepts per "
+                        f"hour; using {asked['threshold']:g}, which had {asked['false_accepts_per_hour']:g}")
             report = detection_benchmark(
                 recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
                 snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,
@@ -367,7 +373,8 @@ def run_detection(args: argparse.Namespace) -> int:
         error("detection", str(err))
         return EXIT_USAGE
     report["config"].update(model=str(args.model), engine=recognizer.engine, data=str(args.data),
-                            **({} if args.false_accepts_per_hour is None else {"false_accepts_per_hour_on_dev": args.false_accepts_per_hour}))
+                            **({} if args.false_accepts_per_hour is None or recognizer.is_ctc else {
+                                "false_accepts_per_hour_on_dev": args.false_accepts_per_hour, "dev_curve_row": asked}))
     report["machine"] = machine_line(info, load_now())
     table = ctc_detection_tables(report) if recognizer.is_ctc else detection_tables(report)
     print(table)

@@ -92,17 +92,34 @@ def threshold_for_false_accepts(operating_point: dict, per_hour: float) -> dict:
     """The row of the model's saved DEV curve (``operating_point["dev_curve"]``: ``{"threshold",
     "false_accepts_per_hour", "hit_rate"}`` per threshold of the sweep it was calibrated on,
     ``recipes/commands/calibrate_stream.py``) with the lowest threshold whose false accepts per hour of
-    other speech were at most ``per_hour`` there (the most commands found within that rate); when none
-    was that low, the row with the fewest. ValueError (one line): a negative rate, or no curve saved."""
+    other speech were at most ``per_hour`` there (the least strict one within that rate), with ``"met":
+    True``; when none was that low, the row with the fewest, ``"met": False``. The curve holds for the
+    smoothing it was measured with (``operating_point["smoothing"]``). ValueError (one line): a negative
+    rate, or no curve saved."""
     if per_hour < 0:
         raise ValueError("the false-accept rate must be >= 0 per hour")
     curve = operating_point.get("dev_curve") if isinstance(operating_point, dict) else None
-    if not curve:
+    rows = sorted((r for r in curve or [] if r.get("false_accepts_per_hour") is not None), key=lambda r: r["threshold"])
+    if not rows:
         raise ValueError("this model has no false-accept curve saved (recipes/commands/calibrate_stream.py "
                          "saves one with the operating point); give a threshold instead")
-    rows = sorted(curve, key=lambda r: r["threshold"])
     within = [r for r in rows if r["false_accepts_per_hour"] <= per_hour]
-    return dict(within[0] if within else min(rows, key=lambda r: (r["false_accepts_per_hour"], -r["hit_rate"])))
+    if within:
+        return {**within[0], "met": True}
+    return {**min(rows, key=lambda r: (r["false_accepts_per_hour"], -r["hit_rate"])), "met": False}
+
+
+def check_curve_smoothing(operating_point: dict, smoothing: SmoothingConfig, hop_ms: float) -> None:
+    """ValueError (one line) when ``smoothing`` or the hop differ from those the model's DEV curve was
+    measured with (``operating_point["smoothing"]``): a false-accept rate read off that curve would not
+    hold for them."""
+    saved = operating_point.get("smoothing") or {}
+    now = {"average_window_ms": smoothing.average_window_ms, "suppression_ms": smoothing.suppression_ms,
+           "minimum_count": smoothing.minimum_count, "hop_ms": hop_ms}
+    differ = [f"{k} {now[k]:g} (curve: {saved[k]:g})" for k in now if k in saved and float(saved[k]) != float(now[k])]
+    if differ:
+        raise ValueError(f"a false-accept rate holds for the smoothing its DEV curve was measured with; here {', '.join(differ)}: "
+                         "give a threshold instead")
 
 
 class RecognizeCommands:
