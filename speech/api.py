@@ -213,20 +213,17 @@ class Model:
         that many false accepts per hour of other speech on its DEV streams (the curve saved with the
         operating point: :func:`speech.streaming.threshold_for_false_accepts`).
         Raises :class:`ValueError` (one line) for options that do not fit the model."""
-        from speech.streaming import (
-            SmoothingConfig, StreamPipeline, VADConfig, check_curve_smoothing, live_threshold, make_stage, threshold_for_false_accepts,
-        )
+        from speech.streaming import SmoothingConfig, StreamPipeline, VADConfig, live_threshold, make_stage, threshold_for_false_accepts
 
         if false_accepts_per_hour is not None:
             if self.is_ctc:
                 raise ValueError("a false-accept rate picks a classifier's threshold (CTC models: reject)")
-            check_curve_smoothing(self.operating_point, SmoothingConfig(average_window_ms, 0.5, suppression_ms, minimum_count),
-                                  hop_seconds * 1000)
-            row = threshold_for_false_accepts(self.operating_point, false_accepts_per_hour)
-            if not row["met"] and on_warning is not None:
-                on_warning(f"no threshold of the model's DEV curve kept to {false_accepts_per_hour:g} false accepts per hour; "
-                           f"using {row['threshold']:g}, which had {row['false_accepts_per_hour']:g}")
-        threshold = live_threshold(self.operating_point, threshold, false_accepts_per_hour)
+            if threshold is not None:
+                raise ValueError("give a threshold or a false-accept rate, not both")
+            threshold = threshold_for_false_accepts(
+                self.operating_point, false_accepts_per_hour, SmoothingConfig(average_window_ms, 0.5, suppression_ms, minimum_count),
+                hop_seconds * 1000, on_warning)["threshold"]
+        threshold = live_threshold(self.operating_point, threshold)
         if not 0 < threshold <= 1:
             raise ValueError("threshold must be in (0, 1]")
         if hop_seconds <= 0 or average_window_ms <= 0 or suppression_ms < 0 or minimum_count < 1:

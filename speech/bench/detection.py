@@ -316,7 +316,7 @@ def run_detection(args: argparse.Namespace) -> int:
 
     from speech.bench.detection_ctc import PLOT_MARKS, check_ctc_arguments, ctc_detection_tables, run_ctc_detection
     from speech.checkpoint import resolve_model_path
-    from speech.streaming import SmoothingConfig, check_curve_smoothing, live_threshold, threshold_for_false_accepts
+    from speech.streaming import SmoothingConfig, live_threshold, threshold_for_false_accepts
     from speech.transcribe import UsageError, load_recognizer
 
     torch.set_num_threads(1)
@@ -353,14 +353,15 @@ def run_detection(args: argparse.Namespace) -> int:
         if recognizer.is_ctc:
             report = run_ctc_detection(args, recognizer, model_key, synth_dir, say)
         else:
-            threshold = live_threshold(recognizer.operating_point, args.threshold, args.false_accepts_per_hour)
-            smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
+            asked = None
             if args.false_accepts_per_hour is not None:
-                check_curve_smoothing(recognizer.operating_point, smoothing, args.hop_ms)
-                asked = threshold_for_false_accepts(recognizer.operating_point, args.false_accepts_per_hour)
-                if not asked["met"]:
-                    say(f"no threshold of the model's DEV curve kept to {args.false_accepts_per_hour:g} false accepts per "
-                        f"hour; using {asked['threshold']:g}, which had {asked['false_accepts_per_hour']:g}")
+                if args.threshold is not None:
+                    raise UsageError("give --threshold or --false-accepts-per-hour, not both")
+                asked = threshold_for_false_accepts(
+                    recognizer.operating_point, args.false_accepts_per_hour,
+                    SmoothingConfig(args.average_window_ms, 0.5, args.suppression_ms, args.minimum_count), args.hop_ms, say)
+            threshold = asked["threshold"] if asked else live_threshold(recognizer.operating_point, args.threshold)
+            smoothing = SmoothingConfig(args.average_window_ms, threshold, args.suppression_ms, args.minimum_count)
             report = detection_benchmark(
                 recognizer, args.data, args.noise_dir, synth_dir=synth_dir, halves=[h for h in HALVES if h in args.halves],
                 snr_db=args.snr, minutes=args.minutes, hop_seconds=args.hop_ms / 1000, smoothing=smoothing,

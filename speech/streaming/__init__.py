@@ -18,7 +18,7 @@ equal whole-clip outputs). The names below are the package's face. The streaming
 from speech.streaming.buffers import NoiseFloor, RingBuffer, StreamResampler, frame_levels_db, level_db
 from speech.streaming.detection import (
     DEFAULT_GATE_DB, NEVER_FIRE, SILENCE, UNKNOWN, CommandSpotter, ComputeMeter, Detection, RecognizeCommands, SmoothingConfig,
-    check_curve_smoothing, live_threshold, threshold_for_false_accepts,
+    live_threshold, threshold_for_false_accepts,
 )
 from speech.streaming.pipeline import (
     END, BlockQueue, FileInput, StreamError, StreamPipeline, StreamSummary, make_stage, run_stream,
@@ -28,7 +28,7 @@ from speech.streaming.utterances import DEFAULT_REJECT, EnergyVAD, UtteranceTran
 
 __all__ = [
     "RingBuffer", "StreamResampler", "level_db", "frame_levels_db", "NoiseFloor",
-    "SILENCE", "UNKNOWN", "NEVER_FIRE", "DEFAULT_GATE_DB", "Detection", "ComputeMeter", "SmoothingConfig", "live_threshold", "threshold_for_false_accepts", "check_curve_smoothing", "RecognizeCommands",
+    "SILENCE", "UNKNOWN", "NEVER_FIRE", "DEFAULT_GATE_DB", "Detection", "ComputeMeter", "SmoothingConfig", "live_threshold", "threshold_for_false_accepts", "RecognizeCommands",
     "CommandSpotter",
     "VADConfig", "EnergyVAD", "UtteranceTranscriber", "DEFAULT_REJECT",
     "StreamPipeline", "make_stage", "StreamError", "END", "BlockQueue", "FileInput", "StreamSummary", "run_stream",

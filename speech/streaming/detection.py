@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -74,28 +75,25 @@ class SmoothingConfig:
     minimum_count: int = 3
 
 
-def live_threshold(operating_point: dict, threshold: float | None = None, false_accepts_per_hour: float | None = None) -> float:
-    """The smoothing threshold in force on a stream: ``threshold`` when given; else, with
-    ``false_accepts_per_hour``, the threshold the model's DEV curve gives for that rate
-    (:func:`threshold_for_false_accepts`); else the model's saved operating point
-    (``operating_point["threshold"]``), else :class:`SmoothingConfig`'s default (0.5)."""
-    if threshold is not None and false_accepts_per_hour is not None:
-        raise ValueError("give a threshold or a false-accept rate, not both")
+def live_threshold(operating_point: dict, threshold: float | None = None) -> float:
+    """The smoothing threshold in force on a stream: ``threshold`` when given, else the model's saved
+    operating point (``operating_point["threshold"]``), else :class:`SmoothingConfig`'s default (0.5).
+    A false-accept rate instead: :func:`threshold_for_false_accepts`."""
     if threshold is not None:
         return threshold
-    if false_accepts_per_hour is not None:
-        return threshold_for_false_accepts(operating_point, false_accepts_per_hour)["threshold"]
     return float(operating_point.get("threshold", 0.0)) or SmoothingConfig.detection_threshold
 
 
-def threshold_for_false_accepts(operating_point: dict, per_hour: float) -> dict:
+def threshold_for_false_accepts(operating_point: dict, per_hour: float, smoothing: SmoothingConfig | None = None,
+                                hop_ms: float | None = None, on_warning: Callable[[str], None] | None = None) -> dict:
     """The row of the model's saved DEV curve (``operating_point["dev_curve"]``: ``{"threshold",
     "false_accepts_per_hour", "hit_rate"}`` per threshold of the sweep it was calibrated on,
     ``recipes/commands/calibrate_stream.py``) with the lowest threshold whose false accepts per hour of
     other speech were at most ``per_hour`` there (the least strict one within that rate), with ``"met":
-    True``; when none was that low, the row with the fewest, ``"met": False``. The curve holds for the
-    smoothing it was measured with (``operating_point["smoothing"]``). ValueError (one line): a negative
-    rate, or no curve saved."""
+    True``; when none was that low, the row with the fewest, ``"met": False`` (said through
+    ``on_warning``). The curve holds for the smoothing it was measured with (``operating_point
+    ["smoothing"]``): ``smoothing`` and ``hop_ms``, when given, must match it. ValueError (one line): a
+    negative rate, no curve saved, or other smoothing."""
     if per_hour < 0:
         raise ValueError("the false-accept rate must be >= 0 per hour")
     curve = operating_point.get("dev_curve") if isinstance(operating_point, dict) else None
@@ -103,23 +101,22 @@ def threshold_for_false_accepts(operating_point: dict, per_hour: float) -> dict:
     if not rows:
         raise ValueError("this model has no false-accept curve saved (recipes/commands/calibrate_stream.py "
                          "saves one with the operating point); give a threshold instead")
+    if smoothing is not None:
+        saved = operating_point.get("smoothing") or {}
+        now = {"average_window_ms": smoothing.average_window_ms, "suppression_ms": smoothing.suppression_ms,
+               "minimum_count": smoothing.minimum_count, **({} if hop_ms is None else {"hop_ms": hop_ms})}
+        differ = [f"{k} {now[k]:g} (curve: {saved[k]:g})" for k in now if k in saved and float(saved[k]) != float(now[k])]
+        if differ:
+            raise ValueError(f"a false-accept rate holds for the smoothing its DEV curve was measured with; here "
+                             f"{', '.join(differ)}: give a threshold instead")
     within = [r for r in rows if r["false_accepts_per_hour"] <= per_hour]
     if within:
         return {**within[0], "met": True}
-    return {**min(rows, key=lambda r: (r["false_accepts_per_hour"], -r["hit_rate"])), "met": False}
-
-
-def check_curve_smoothing(operating_point: dict, smoothing: SmoothingConfig, hop_ms: float) -> None:
-    """ValueError (one line) when ``smoothing`` or the hop differ from those the model's DEV curve was
-    measured with (``operating_point["smoothing"]``): a false-accept rate read off that curve would not
-    hold for them."""
-    saved = operating_point.get("smoothing") or {}
-    now = {"average_window_ms": smoothing.average_window_ms, "suppression_ms": smoothing.suppression_ms,
-           "minimum_count": smoothing.minimum_count, "hop_ms": hop_ms}
-    differ = [f"{k} {now[k]:g} (curve: {saved[k]:g})" for k in now if k in saved and float(saved[k]) != float(now[k])]
-    if differ:
-        raise ValueError(f"a false-accept rate holds for the smoothing its DEV curve was measured with; here {', '.join(differ)}: "
-                         "give a threshold instead")
+    row = {**min(rows, key=lambda r: (r["false_accepts_per_hour"], -r["hit_rate"])), "met": False}
+    if on_warning is not None:
+        on_warning(f"no threshold of the model's DEV curve kept to {per_hour:g} false accepts per hour; "
+                   f"using {row['threshold']:g}, which had {row['false_accepts_per_hour']:g}")
+    return row
 
 
 class RecognizeCommands:
